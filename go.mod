@@ -1,0 +1,3 @@
+module github.com/wabsync/wabsync
+
+go 1.26.8
