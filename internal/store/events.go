@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/wabsync/wabsync"
+)
+
+// AddEvent stores an event of the session (or a global one with a nil
+// session) with the next sequence number, and one pending delivery for each
+// enabled webhook that wants it — all in tx. After commit the store's OnEvent
+// hook sees it.
+func (tx *Tx) AddEvent(sessionID *string, typ string, data any) (*wabsync.Event, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	now := tx.db.Now()
+	var seq int64
+	if sessionID != nil {
+		err = tx.QueryRow(`UPDATE sessions SET event_seq = event_seq + 1 WHERE id = ? RETURNING event_seq`, *sessionID).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, wabsync.NotFound("Session")
+		}
+	} else {
+		err = tx.QueryRow(`INSERT INTO counters (name, value) VALUES ('global_event_seq', 1)
+			ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value`).Scan(&seq)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ev := &wabsync.Event{ID: wabsync.NewID("evt"), Type: typ, SessionID: sessionID, Sequence: seq, CreatedAt: now, Data: raw}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(`INSERT INTO events (id, session_id, seq, type, body, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		ev.ID, sessionID, seq, typ, string(body), micros(now)); err != nil {
+		return nil, err
+	}
+	if err := tx.addDeliveries(ev); err != nil {
+		return nil, err
+	}
+	if hook := tx.db.OnEvent; hook != nil {
+		tx.AfterCommit(func() { hook(ev) })
+	}
+	return ev, nil
+}
+
+// addDeliveries queues ev for every enabled webhook of its session and
+// every global one whose filter matches.
+func (tx *Tx) addDeliveries(ev *wabsync.Event) error {
+	var rows *sql.Rows
+	var err error
+	if ev.SessionID != nil {
+		rows, err = tx.Query(`SELECT id, events FROM webhooks WHERE enabled = 1 AND (session_id = ? OR session_id IS NULL)`, *ev.SessionID)
+	} else {
+		rows, err = tx.Query(`SELECT id, events FROM webhooks WHERE enabled = 1 AND session_id IS NULL`)
+	}
+	if err != nil {
+		return err
+	}
+	var targets []string
+	for rows.Next() {
+		var id, events string
+		if err := rows.Scan(&id, &events); err != nil {
+			rows.Close()
+			return err
+		}
+		if eventsMatch(events, ev.Type) {
+			targets = append(targets, id)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	now := micros(ev.CreatedAt)
+	for _, wh := range targets {
+		if _, err := tx.Exec(`INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, next_attempt_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)`, wabsync.NewID("dlv"), wh, ev.ID, ev.Type, now, now, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eventsMatch reports whether a webhook's stored filter (a JSON array of
+// types or "*") accepts typ, without decoding JSON on the hot path.
+func eventsMatch(filter, typ string) bool {
+	return strings.Contains(filter, `"*"`) || strings.Contains(filter, `"`+typ+`"`)
+}
+
+// ListEvents returns up to limit events of a session with a sequence above
+// after, in order.
+func (db *DB) ListEvents(ctx context.Context, sessionID string, after int64, limit int) ([]*wabsync.Event, error) {
+	rows, err := db.read.QueryContext(ctx, db.rebind(`SELECT body FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?`), sessionID, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*wabsync.Event
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		var ev wabsync.Event
+		if err := json.Unmarshal([]byte(body), &ev); err != nil {
+			return nil, err
+		}
+		out = append(out, &ev)
+	}
+	return out, rows.Err()
+}
+
+// GetEvent returns one stored event by id.
+func (db *DB) GetEvent(ctx context.Context, id string) (*wabsync.Event, error) {
+	var body string
+	err := db.read.QueryRowContext(ctx, db.rebind(`SELECT body FROM events WHERE id = ?`), id).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, wabsync.NotFound("Event")
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ev wabsync.Event
+	return &ev, json.Unmarshal([]byte(body), &ev)
+}

@@ -1,0 +1,200 @@
+// Package store keeps WabSync's state in SQLite or PostgreSQL. The same SQL
+// serves both; the differences (placeholders, locking clauses, connection
+// setup) live in dialect.go. Every change is one transaction, committed by a
+// group-commit writer (writer.go) that puts whatever is pending into one
+// transaction, so that a burst of requests costs one fsync, not one each.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/wabsync/wabsync"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+)
+
+// Dialects.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// DB is an open WabSync database.
+type DB struct {
+	dialect string
+	url     string
+	write   *sql.DB // SQLite: one connection; PostgreSQL: the pool
+	read    *sql.DB // SQLite: read-only connections; PostgreSQL: the same pool
+	writer  *writer
+	logger  *slog.Logger
+
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+	// OnEvent is called after commit for every event stored (SSE streams,
+	// delivery wake-ups). It must not block.
+	OnEvent func(*wabsync.Event)
+	// OnMessageQueued is called after commit when a session has new queued
+	// messages. It must not block.
+	OnMessageQueued func(sessionID string)
+}
+
+// Options tune Open.
+type Options struct {
+	Logger *slog.Logger
+	// DataDir is where the default SQLite file lives when url is empty.
+	DataDir string
+}
+
+// Open opens the database named by url: "sqlite:///path/to/file.db",
+// "sqlite://relative.db", a bare file path, or "postgres://…". It does not
+// migrate; call Migrate.
+func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	db := &DB{url: rawURL, logger: logger, Now: func() time.Time { return time.Now().UTC() }}
+	switch {
+	case rawURL == "" || strings.HasPrefix(rawURL, "sqlite:") || strings.HasPrefix(rawURL, "file:") || !strings.Contains(rawURL, "://"):
+		path, err := sqlitePath(rawURL, opts.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+		db.dialect = SQLite
+		pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"
+		w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
+		if err != nil {
+			return nil, err
+		}
+		w.SetMaxOpenConns(1)
+		w.SetMaxIdleConns(1)
+		w.SetConnMaxLifetime(0)
+		w.SetConnMaxIdleTime(0)
+		// Create the file and switch it to WAL before readers open it.
+		if err := w.PingContext(ctx); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("open sqlite database: %w", err)
+		}
+		r, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
+		r.SetMaxOpenConns(8)
+		r.SetMaxIdleConns(8)
+		r.SetConnMaxIdleTime(0)
+		r.SetConnMaxLifetime(0)
+		db.write, db.read = w, r
+	case strings.HasPrefix(rawURL, "postgres://") || strings.HasPrefix(rawURL, "postgresql://"):
+		db.dialect = Postgres
+		p, err := sql.Open("pgx", rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		p.SetMaxOpenConns(32)
+		p.SetMaxIdleConns(32)
+		p.SetConnMaxIdleTime(5 * time.Minute)
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := p.PingContext(pctx); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("connect to postgres: %w", redactErr(err))
+		}
+		db.write, db.read = p, p
+	default:
+		return nil, fmt.Errorf("unsupported database URL scheme (want sqlite:// or postgres://)")
+	}
+	db.writer = newWriter(db)
+	return db, nil
+}
+
+func sqlitePath(rawURL, dataDir string) (string, error) {
+	if rawURL == "" {
+		if dataDir == "" {
+			dataDir = "data"
+		}
+		return filepath.Join(dataDir, "wabsync.db"), nil
+	}
+	p := rawURL
+	for _, pre := range []string{"sqlite://", "sqlite:", "file:"} {
+		if strings.HasPrefix(p, pre) {
+			p = strings.TrimPrefix(p, pre)
+			break
+		}
+	}
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	if u, err := url.PathUnescape(p); err == nil {
+		p = u
+	}
+	if p == "" {
+		return "", errors.New("sqlite URL has no path")
+	}
+	return p, nil
+}
+
+// redactErr drops anything after the first line of a connection error: pgx
+// errors can quote the connection string.
+func redactErr(err error) error {
+	s := err.Error()
+	if i := strings.Index(s, "password"); i >= 0 {
+		s = s[:i] + "…"
+	}
+	return errors.New(s)
+}
+
+// Dialect returns SQLite or Postgres.
+func (db *DB) Dialect() string { return db.dialect }
+
+// SQL returns the underlying pool for writes (and for libraries that keep
+// their own tables in the same database, like whatsmeow's store).
+func (db *DB) SQL() *sql.DB { return db.write }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	return db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// Close stops the writer and closes the connections.
+func (db *DB) Close() error {
+	db.writer.close()
+	var err error
+	if db.read != db.write {
+		err = db.read.Close()
+	}
+	if e := db.write.Close(); e != nil {
+		err = e
+	}
+	return err
+}
+
+// Stats returns the write pool's statistics (for metrics).
+func (db *DB) Stats() sql.DBStats { return db.write.Stats() }
+
+// micros converts a time to the stored form: microseconds since the epoch.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// fromMicros converts back to UTC time.
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,107 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/store"
+	"github.com/wabsync/wabsync/internal/testutil"
+)
+
+func TestMigrate(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	ctx := context.Background()
+	t.Run("Idempotent", func(t *testing.T) {
+		n, err := db.Migrate(ctx)
+		if err != nil || n != 0 {
+			t.Fatalf("second migrate: applied %d, err %v", n, err)
+		}
+	})
+	t.Run("RefusesNewerSchema", func(t *testing.T) {
+		if err := db.Update(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(`INSERT INTO wabsync_schema_version (version_id, is_applied) VALUES (9999, true)`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Migrate(ctx); !errors.Is(err, store.ErrSchemaTooNew) {
+			t.Fatalf("want ErrSchemaTooNew, got %v", err)
+		}
+	})
+}
+
+func TestGroupCommit(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	ctx := context.Background()
+	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusStopped}
+	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
+		t.Fatal(err)
+	}
+	// Many concurrent changes, some failing: the failures fail alone and
+	// every good change commits exactly once.
+	var wg sync.WaitGroup
+	errs := make([]error, 200)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = db.Update(ctx, func(tx *store.Tx) error {
+				if i%10 == 0 {
+					if _, err := tx.AddEvent(&s.ID, wabsync.EventWebhookTest, map[string]int{"i": i}); err != nil {
+						return err
+					}
+					return errors.New("boom")
+				}
+				_, err := tx.AddEvent(&s.ID, wabsync.EventWebhookTest, map[string]int{"i": i})
+				return err
+			})
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i%10 == 0) != (err != nil) {
+			t.Fatalf("change %d: err %v", i, err)
+		}
+	}
+	evs, err := db.ListEvents(ctx, s.ID, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 180 {
+		t.Fatalf("want 180 events, got %d", len(evs))
+	}
+	for i, ev := range evs {
+		if ev.Sequence != int64(i+1) {
+			t.Fatalf("event %d has sequence %d: sequences must be gapless", i, ev.Sequence)
+		}
+	}
+}
+
+func TestTokens(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	ctx := context.Background()
+	gen, err := db.EnsureAdminToken(ctx, "")
+	if err != nil || gen == "" {
+		t.Fatalf("first start must generate a token: %q %v", gen, err)
+	}
+	again, err := db.EnsureAdminToken(ctx, "")
+	if err != nil || again != "" {
+		t.Fatalf("second start must not generate: %q %v", again, err)
+	}
+	p, err := db.Authenticate(ctx, gen)
+	if err != nil || !p.Admin {
+		t.Fatalf("generated token: %+v %v", p, err)
+	}
+	if _, err := db.Authenticate(ctx, gen+"x"); wabsync.ErrorCode(err) != wabsync.EUnauthorized {
+		t.Fatalf("wrong token: %v", err)
+	}
+	if _, err := db.EnsureAdminToken(ctx, "WBA|configured-token-1234567890"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Authenticate(ctx, gen); wabsync.ErrorCode(err) != wabsync.EUnauthorized {
+		t.Fatalf("a configured token replaces the generated one: %v", err)
+	}
+}

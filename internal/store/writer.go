@@ -1,0 +1,205 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrClosed is returned for writes after Close.
+var ErrClosed = errors.New("store: database closed")
+
+// maxBatch bounds how many changes share one transaction.
+const maxBatch = 512
+
+// Tx is one change inside a (possibly shared) transaction. A change's
+// statements commit or roll back together, and its AfterCommit callbacks run
+// only once the transaction is durable.
+type Tx struct {
+	db    *DB
+	tx    *sql.Tx
+	ctx   context.Context
+	after []func()
+}
+
+// Exec runs a statement written with ? placeholders.
+func (t *Tx) Exec(q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(t.ctx, t.db.rebind(q), args...)
+}
+
+// QueryRow runs a query that returns at most one row.
+func (t *Tx) QueryRow(q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(t.ctx, t.db.rebind(q), args...)
+}
+
+// Query runs a query.
+func (t *Tx) Query(q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(t.ctx, t.db.rebind(q), args...)
+}
+
+// AfterCommit registers f to run after the transaction commits.
+func (t *Tx) AfterCommit(f func()) { t.after = append(t.after, f) }
+
+// DB returns the database the transaction belongs to.
+func (t *Tx) DB() *DB { return t.db }
+
+type job struct {
+	ctx   context.Context
+	fn    func(*Tx) error
+	done  chan error
+	after []func()
+}
+
+// writer runs changes in group-committed transactions: each writer goroutine
+// takes every change that is pending, runs them in one transaction and
+// commits once. It never waits for a batch to fill. When one change fails the
+// batch is rolled back and its changes are run again one transaction each,
+// so a failing change never takes others down with it.
+type writer struct {
+	db      *DB
+	ch      chan *job
+	mu      sync.RWMutex
+	closed  bool
+	wg      sync.WaitGroup
+	timeout time.Duration
+}
+
+func newWriter(db *DB) *writer {
+	w := &writer{db: db, ch: make(chan *job, 4096), timeout: 30 * time.Second}
+	n := 1 // SQLite has one writer connection.
+	if db.dialect == Postgres {
+		n = 4
+	}
+	for i := 0; i < n; i++ {
+		w.wg.Add(1)
+		go w.run()
+	}
+	return w
+}
+
+func (w *writer) close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.ch)
+	}
+	w.mu.Unlock()
+	w.wg.Wait()
+}
+
+// Update runs fn as one change. It returns once the change is committed (or
+// failed). fn may be called more than once (a batch that had to be retried);
+// it must derive everything from the database and its arguments.
+func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
+	j := &job{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	w := db.writer
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case w.ch <- j:
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+	w.mu.RUnlock()
+	// Once queued, wait for the outcome even if ctx ends: the change may
+	// commit, and the caller must not be told otherwise.
+	err := <-j.done
+	if err == nil {
+		for _, f := range j.after {
+			f()
+		}
+	}
+	return err
+}
+
+func (w *writer) run() {
+	defer w.wg.Done()
+	batch := make([]*job, 0, maxBatch)
+	for {
+		j, ok := <-w.ch
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], j)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case j, ok := <-w.ch:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, j)
+			default:
+				break drain
+			}
+		}
+		w.commit(batch)
+	}
+}
+
+func (w *writer) commit(batch []*job) {
+	if len(batch) > 1 {
+		if err := w.runTx(batch); err == nil {
+			for _, j := range batch {
+				j.done <- nil
+			}
+			return
+		}
+	}
+	for _, j := range batch {
+		var err error
+		for try := 0; try < 3; try++ {
+			err = w.runTx([]*job{j})
+			if !isRetryable(err) {
+				break
+			}
+		}
+		j.done <- err
+	}
+}
+
+var errSkipped = errors.New("skipped")
+
+func (w *writer) runTx(batch []*job) (err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+	defer cancel()
+	tx, err := w.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	for _, j := range batch {
+		j.after = nil
+		if e := j.ctx.Err(); e != nil && len(batch) > 1 {
+			// Run it on its own, where it will fail with its own error.
+			return errSkipped
+		} else if e != nil {
+			return e
+		}
+		t := &Tx{db: w.db, tx: tx, ctx: ctx}
+		if err := j.fn(t); err != nil {
+			return err
+		}
+		j.after = t.after
+	}
+	return tx.Commit()
+}
+
+func isRetryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "SQLSTATE 40P01") || strings.Contains(s, "SQLSTATE 40001") || strings.Contains(s, "database is locked")
+}
