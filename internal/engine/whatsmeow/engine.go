@@ -1,0 +1,576 @@
+package whatsmeow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/store"
+
+	"github.com/wabsync/wabsync"
+)
+
+// Engine is one session's link to WhatsApp through whatsmeow. It implements
+// wabsync.Engine.
+//
+// The engine never reconnects by itself (whatsmeow's auto-reconnect is off):
+// a dropped connection is reported as wabsync.EngineDisconnected and the
+// session runtime calls Connect again with its own backoff. The only
+// reconnect left to whatsmeow is the one WhatsApp asks for right after a new
+// device is linked (stream error 515), which is part of linking.
+type Engine struct {
+	f       *Factory
+	opts    wabsync.EngineOptions
+	log     *slog.Logger
+	handler wabsync.EngineHandler
+
+	ctx    context.Context // lives until Close
+	cancel context.CancelFunc
+
+	// opMu lets one of Connect, Disconnect, Logout and Close run at a time.
+	opMu sync.Mutex
+	// emitMu serialises calls of the handler: one event at a time, in order.
+	emitMu sync.Mutex
+
+	mu         sync.Mutex // guards the fields below
+	client     waClient
+	deviceJID  string
+	connCancel context.CancelFunc // ends the current connection
+	linking    bool               // waiting for a QR scan or a pair code
+	connected  bool               // logged in and online
+	loginCh    chan struct{}      // closed on events.Connected
+	waiter     chan error         // the Connect call waiting for the login outcome
+	pushName   string             // last push name reported
+	closed     bool
+}
+
+var _ wabsync.Engine = (*Engine)(nil)
+
+// Error codes of connection failures (EngineError.Code from Connect).
+const (
+	// CodeConnectFailed: this attempt could not reach or log in to WhatsApp.
+	CodeConnectFailed = "CONNECT_FAILED"
+	// CodeTemporaryBan: WhatsApp banned the account for a while.
+	CodeTemporaryBan = "TEMPORARY_BAN"
+	// CodeClientOutdated: WhatsApp refuses this version of the protocol.
+	CodeClientOutdated = "CLIENT_OUTDATED"
+	// CodeStreamReplaced: another client took over the link.
+	CodeStreamReplaced = "STREAM_REPLACED"
+	// CodePairFailed: asking WhatsApp for a pair code failed.
+	CodePairFailed = "PAIR_FAILED"
+	// CodeMediaDownloadFailed: inbound media could not be downloaded.
+	CodeMediaDownloadFailed = "MEDIA_DOWNLOAD_FAILED"
+)
+
+// pairClientDisplayName is the client shown while linking by code. WhatsApp
+// accepts only "Browser (OS)" of common browsers and systems here; the name
+// of the linked device afterwards is Options.DeviceName.
+const pairClientDisplayName = "Chrome (Linux)"
+
+func newEngine(f *Factory, o wabsync.EngineOptions) *Engine {
+	logger := o.Logger
+	if logger == nil {
+		logger = f.logger
+	}
+	logger = logger.With("session_id", o.SessionID, "engine", wabsync.EngineWhatsmeow)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Engine{
+		f:         f,
+		opts:      o,
+		log:       logger,
+		handler:   o.Handler,
+		ctx:       ctx,
+		cancel:    cancel,
+		deviceJID: o.DeviceJID,
+		pushName:  "",
+	}
+}
+
+// DeviceJID returns the device JID of the linked account, or "" when not
+// linked.
+func (e *Engine) DeviceJID() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.deviceJID
+}
+
+// emit hands ev to the session's handler, one event at a time.
+func (e *Engine) emit(ev wabsync.EngineEvent) error {
+	e.emitMu.Lock()
+	defer e.emitMu.Unlock()
+	err := e.handler(e.ctx, ev)
+	if err != nil {
+		e.log.Warn("whatsmeow: event handler failed", "event", fmt.Sprintf("%T", ev), "err", err)
+	}
+	return err
+}
+
+func connectFailed(msg string, permanent bool) *wabsync.EngineError {
+	return &wabsync.EngineError{Code: CodeConnectFailed, Message: msg, Permanent: permanent}
+}
+
+var errEngineClosed = connectFailed("the engine is closed", true)
+
+// Connect opens the connection to WhatsApp.
+//
+// For a device that is not linked it dials, then waits for the first QR code
+// and returns nil; wabsync.EngineQR events follow as the codes rotate, then
+// wabsync.EnginePaired and wabsync.EngineConnected once the phone scanned a
+// code (or entered a pair code), or wabsync.EngineLinkTimeout when nobody did.
+//
+// For a linked device it dials and waits for WhatsApp's answer to the login:
+// nil once connected (wabsync.EngineConnected is also emitted). When
+// WhatsApp refuses the login for good, the matching event is emitted
+// (wabsync.EngineLoggedOut, EngineTemporaryBan, EngineClientOutdated,
+// EngineStreamReplaced) and Connect returns a permanent *wabsync.EngineError.
+//
+// Any other failure within Options.ConnectTimeout — no route to WhatsApp, a
+// refused handshake, no answer — returns a *wabsync.EngineError with code
+// CONNECT_FAILED that is not permanent, and nothing is left running.
+func (e *Engine) Connect(ctx context.Context) error {
+	e.opMu.Lock()
+	after, err := e.connect(ctx)
+	e.opMu.Unlock()
+	for _, ev := range after {
+		_ = e.emit(ev)
+	}
+	return err
+}
+
+func (e *Engine) connect(ctx context.Context) (after []wabsync.EngineEvent, err error) {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return nil, errEngineClosed
+	}
+	cli, after, err := e.ensureClient(ctx)
+	if err != nil {
+		return after, err
+	}
+	if cli.IsConnected() {
+		return nil, nil // already connected, or already showing QR codes
+	}
+	linked := cli.Device().ID != nil
+
+	connCtx, connCancel := context.WithCancel(e.ctx)
+	timer := time.AfterFunc(e.f.opts.ConnectTimeout, connCancel)
+	stopWatch := context.AfterFunc(ctx, connCancel)
+	// stopAttemptTimers keeps the connection alive past the attempt; false
+	// when the timeout or the caller's context ended it already.
+	stopAttemptTimers := func() bool {
+		t := timer.Stop()
+		w := stopWatch()
+		return t && w && connCtx.Err() == nil
+	}
+	fail := func(msg string) ([]wabsync.EngineEvent, error) {
+		stopAttemptTimers()
+		e.endConnection(cli, connCancel, !linked)
+		return nil, connectFailed(msg, false)
+	}
+	timedOut := func(what string) ([]wabsync.EngineEvent, error) {
+		if ctx.Err() != nil {
+			return fail("the connection attempt was cancelled")
+		}
+		return fail(fmt.Sprintf("could not reach WhatsApp: no %s within %s", what, e.f.opts.ConnectTimeout))
+	}
+
+	var qr <-chan whatsmeow.QRChannelItem
+	if !linked {
+		qr, err = cli.GetQRChannel(connCtx)
+		if err != nil {
+			e.log.Warn("whatsmeow: QR channel", "err", err)
+			return fail("could not start linking: " + safeDetail(err))
+		}
+	}
+	waiter := make(chan error, 1)
+	loginCh := make(chan struct{})
+	e.mu.Lock()
+	e.connCancel = connCancel
+	e.linking = !linked
+	e.connected = false
+	e.loginCh = loginCh
+	if linked {
+		e.waiter = waiter
+	}
+	e.mu.Unlock()
+
+	e.log.Debug("whatsmeow: connecting", "linked", linked)
+	if err = cli.ConnectContext(connCtx); err != nil {
+		e.clearWaiter(waiter)
+		if connCtx.Err() != nil {
+			return timedOut("answer")
+		}
+		e.log.Info("whatsmeow: connect failed", "err", err)
+		return fail("could not reach WhatsApp: " + safeDetail(err))
+	}
+
+	if !linked {
+		first := make(chan error, 1)
+		go e.watchQR(connCtx, cli, qr, loginCh, first)
+		select {
+		case err := <-first:
+			if err != nil {
+				stopAttemptTimers()
+				return nil, err
+			}
+		case <-connCtx.Done():
+			return timedOut("QR code")
+		}
+		if !stopAttemptTimers() {
+			return timedOut("QR code")
+		}
+		return nil, nil
+	}
+
+	select {
+	case err := <-waiter:
+		if err != nil {
+			stopAttemptTimers()
+			var ee *wabsync.EngineError
+			if errors.As(err, &ee) && !ee.Permanent {
+				e.endConnection(cli, connCancel, false)
+			}
+			return nil, err
+		}
+		if !stopAttemptTimers() {
+			return timedOut("login")
+		}
+		return nil, nil
+	case <-connCtx.Done():
+		e.clearWaiter(waiter)
+		return timedOut("answer to the login")
+	}
+}
+
+// ensureClient returns the client for the next connection: the current one
+// when the device is linked, else a fresh one (an unlinked client is never
+// reused, so that nothing of an earlier linking attempt survives).
+func (e *Engine) ensureClient(ctx context.Context) (waClient, []wabsync.EngineEvent, error) {
+	e.mu.Lock()
+	cli, devJID := e.client, e.deviceJID
+	e.mu.Unlock()
+	if cli != nil {
+		dev := cli.Device()
+		if !dev.Deleted && dev.ID != nil {
+			return cli, nil, nil
+		}
+		e.dropClient(cli)
+	}
+	dev, err := e.f.loadDevice(ctx, devJID)
+	if err != nil {
+		e.log.Error("whatsmeow: load device", "err", err)
+		return nil, nil, connectFailed("could not read the device store", false)
+	}
+	if dev == nil {
+		// The session thinks it is linked, but the keys are gone (logged out
+		// while this server was down, or deleted by hand).
+		e.mu.Lock()
+		e.deviceJID = ""
+		e.mu.Unlock()
+		reason := "This device's keys are no longer stored; link the session again."
+		return nil, []wabsync.EngineEvent{wabsync.EngineLoggedOut{Reason: reason}},
+			&wabsync.EngineError{Code: wabsync.MsgErrLoggedOut, Message: reason, Permanent: true}
+	}
+	cli, err = e.f.opts.newClient(dev, clientConfig{
+		DeviceName: e.f.deviceName(e.opts.Name),
+		Proxy:      e.opts.Config.Proxy,
+		Logger:     newWALogger(e.log, ""),
+	})
+	if err != nil {
+		return nil, nil, connectFailed("could not set up the client: "+safeDetail(err), true)
+	}
+	cli.AddEventHandlerWithSuccessStatus(func(evt any) bool { return e.onEvent(cli, evt) })
+	e.mu.Lock()
+	e.client = cli
+	e.mu.Unlock()
+	return cli, nil, nil
+}
+
+// current reports whether cli is the engine's client (events of a client
+// dropped earlier are ignored).
+func (e *Engine) current(cli waClient) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.client == cli && !e.closed
+}
+
+// dropClient forgets cli and disconnects it.
+func (e *Engine) dropClient(cli waClient) {
+	e.mu.Lock()
+	if e.client == cli {
+		e.client = nil
+	}
+	e.mu.Unlock()
+	cli.Disconnect()
+}
+
+// endConnection closes the current connection of cli; discard also drops the
+// client (an unlinked one).
+func (e *Engine) endConnection(cli waClient, connCancel context.CancelFunc, discard bool) {
+	e.mu.Lock()
+	if connCancel != nil {
+		connCancel()
+	}
+	if e.client == cli {
+		e.connCancel = nil
+		e.linking = false
+		e.connected = false
+		e.waiter = nil
+	}
+	e.mu.Unlock()
+	cli.Disconnect()
+	if discard {
+		e.dropClient(cli)
+	}
+}
+
+func (e *Engine) clearWaiter(w chan error) {
+	e.mu.Lock()
+	if e.waiter == w {
+		e.waiter = nil
+	}
+	e.mu.Unlock()
+}
+
+// settle hands the outcome of the login to a waiting Connect. It reports
+// whether a Connect was waiting.
+func (e *Engine) settle(err error) bool {
+	e.mu.Lock()
+	w := e.waiter
+	e.waiter = nil
+	e.mu.Unlock()
+	if w == nil {
+		return false
+	}
+	w <- err
+	return true
+}
+
+// watchQR turns the QR channel into events until linking ends. first gets
+// the outcome of the first item (nil once a first code was shown).
+func (e *Engine) watchQR(ctx context.Context, cli waClient, qr <-chan whatsmeow.QRChannelItem, loginCh chan struct{}, first chan<- error) {
+	firstDone := false
+	report := func(err error) {
+		if !firstDone {
+			firstDone = true
+			first <- err
+		}
+	}
+	defer report(connectFailed("WhatsApp closed the connection before showing a QR code", false))
+	for {
+		var item whatsmeow.QRChannelItem
+		var ok bool
+		select {
+		case item, ok = <-qr:
+		case <-ctx.Done():
+			return
+		}
+		if !ok {
+			return
+		}
+		switch item.Event {
+		case whatsmeow.QRChannelEventCode:
+			if !e.current(cli) {
+				return
+			}
+			_ = e.emit(wabsync.EngineQR{Code: item.Code, ExpiresAt: e.f.opts.now().Add(item.Timeout).UTC()})
+			report(nil)
+		case whatsmeow.QRChannelTimeout.Event:
+			e.log.Info("whatsmeow: nobody linked the device in time")
+			e.endLinking(cli)
+			if firstDone {
+				_ = e.emit(wabsync.EngineLinkTimeout{})
+			}
+			return
+		case whatsmeow.QRChannelEventError:
+			e.log.Warn("whatsmeow: linking failed", "err", item.Error)
+			e.endLinking(cli)
+			if firstDone {
+				_ = e.emit(wabsync.EngineDisconnected{Reason: "Linking failed: " + safeDetail(item.Error) + ". Connect again for a new QR code."})
+			} else {
+				report(connectFailed("linking failed: "+safeDetail(item.Error), false))
+			}
+			return
+		case whatsmeow.QRChannelSuccess.Event:
+			report(nil)
+			e.awaitFirstLogin(ctx, cli, loginCh)
+			return
+		case whatsmeow.QRChannelScannedWithoutMultidevice.Event:
+			e.log.Info("whatsmeow: QR code scanned by a phone without multi-device support")
+		default:
+			// err-unexpected-state, err-client-outdated: the events that
+			// caused them reach onEvent too, which reports them.
+			e.log.Debug("whatsmeow: QR channel ended", "event", item.Event)
+			return
+		}
+	}
+}
+
+// awaitFirstLogin waits, after a successful pairing, for whatsmeow's own
+// reconnect to log in. If it does not within the connect timeout, the
+// connection is closed and reported as dropped, so that the runtime connects
+// again (now as a linked device).
+func (e *Engine) awaitFirstLogin(ctx context.Context, cli waClient, loginCh chan struct{}) {
+	t := time.NewTimer(e.f.opts.ConnectTimeout)
+	defer t.Stop()
+	select {
+	case <-loginCh:
+	case <-ctx.Done():
+	case <-t.C:
+		if !e.current(cli) {
+			return
+		}
+		e.log.Warn("whatsmeow: linked, but the first login did not complete")
+		e.endConnection(cli, e.takeConnCancel(cli), false)
+		_ = e.emit(wabsync.EngineDisconnected{Reason: "The device was linked, but the first login to WhatsApp did not complete."})
+	}
+}
+
+func (e *Engine) takeConnCancel(cli waClient) context.CancelFunc {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client != cli {
+		return nil
+	}
+	c := e.connCancel
+	e.connCancel = nil
+	return c
+}
+
+// endLinking closes a linking connection and drops its (unlinked) client.
+func (e *Engine) endLinking(cli waClient) {
+	e.endConnection(cli, e.takeConnCancel(cli), true)
+}
+
+// Disconnect closes the connection and keeps the link. It aborts a Connect
+// in progress. It is idempotent.
+func (e *Engine) Disconnect() {
+	e.abortAttempt()
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
+	e.mu.Lock()
+	cli, linking := e.client, e.linking
+	e.mu.Unlock()
+	if cli == nil {
+		return
+	}
+	e.endConnection(cli, e.takeConnCancel(cli), linking || cli.Device().ID == nil)
+}
+
+// abortAttempt ends the current connection's context, so that a Connect in
+// progress returns at once.
+func (e *Engine) abortAttempt() {
+	e.mu.Lock()
+	c := e.connCancel
+	e.mu.Unlock()
+	if c != nil {
+		c()
+	}
+}
+
+// Logout unlinks the device: when connected it tells WhatsApp (the phone
+// drops the device from its list), then it deletes the device and its keys
+// from the store. When not connected the keys are deleted all the same and
+// the phone drops the device later by itself; Logout does not fail for that.
+func (e *Engine) Logout(ctx context.Context) error {
+	e.abortAttempt()
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
+	e.mu.Lock()
+	cli, devJID := e.client, e.deviceJID
+	e.mu.Unlock()
+
+	if cli != nil {
+		dev := cli.Device()
+		if dev.ID != nil && !dev.Deleted && cli.IsLoggedIn() {
+			if err := cli.Logout(ctx); err != nil {
+				e.log.Warn("whatsmeow: could not tell WhatsApp about the logout; deleting the keys anyway", "err", err)
+			}
+		}
+		e.endConnection(cli, e.takeConnCancel(cli), true)
+		if dev.ID != nil && !dev.Deleted {
+			if err := dev.Delete(ctx); err != nil {
+				return fmt.Errorf("whatsmeow: delete device: %w", err)
+			}
+		}
+	}
+	if devJID != "" {
+		if err := e.f.DeleteDevice(ctx, devJID); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	e.deviceJID = ""
+	e.pushName = ""
+	e.mu.Unlock()
+	return nil
+}
+
+// PairPhone asks WhatsApp for a code to link by typing it on the phone
+// (phone: the account's number, E.164). The session must be waiting for a
+// link (Connect showed QR codes); both ways stay open until one succeeds.
+func (e *Engine) PairPhone(ctx context.Context, phone string) (string, error) {
+	e.mu.Lock()
+	cli, linking := e.client, e.linking
+	e.mu.Unlock()
+	if cli == nil || !linking || !cli.IsConnected() {
+		return "", &wabsync.Error{Code: wabsync.EConflict, Message: "The session is not waiting for a link; connect it first."}
+	}
+	code, err := cli.PairPhone(ctx, digitsOnly(phone), true, whatsmeow.PairClientChrome, pairClientDisplayName)
+	if err != nil {
+		switch {
+		case errors.Is(err, whatsmeow.ErrPhoneNumberTooShort), errors.Is(err, whatsmeow.ErrPhoneNumberIsNotInternational),
+			errors.Is(err, whatsmeow.ErrIQBadRequest):
+			return "", &wabsync.Error{Code: wabsync.EValidation, Message: "WhatsApp did not accept the phone number.",
+				Details: map[string]string{"phone": "must be the account's phone number in E.164 form"}}
+		case errors.Is(err, whatsmeow.ErrIQRateOverLimit):
+			return "", &wabsync.EngineError{Code: wabsync.MsgErrRateLimited, Message: "WhatsApp rate-limited pair code requests; wait before asking again."}
+		}
+		e.log.Warn("whatsmeow: pair code", "err", err)
+		return "", &wabsync.EngineError{Code: CodePairFailed, Message: "could not get a pair code from WhatsApp: " + safeDetail(err)}
+	}
+	return code, nil
+}
+
+// Close disconnects and releases the engine. It is idempotent; the engine
+// is not used after.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	e.abortAttempt()
+	e.cancel()
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
+	e.mu.Lock()
+	cli := e.client
+	e.client = nil
+	e.connCancel = nil
+	e.linking, e.connected = false, false
+	e.mu.Unlock()
+	if cli != nil {
+		cli.Disconnect()
+	}
+	return nil
+}
+
+// loggedInClient returns the client when it is logged in, else an
+// EngineError saying the session is not connected.
+func (e *Engine) loggedInClient() (waClient, *store.Device, error) {
+	e.mu.Lock()
+	cli := e.client
+	e.mu.Unlock()
+	if cli == nil || !cli.IsLoggedIn() {
+		return nil, nil, &wabsync.EngineError{Code: wabsync.ESessionNotConnected, Message: "the session is not connected to WhatsApp"}
+	}
+	return cli, cli.Device(), nil
+}
