@@ -131,3 +131,13 @@ func (db *DB) GetEvent(ctx context.Context, id string) (*wabsync.Event, error) {
 	var ev wabsync.Event
 	return &ev, json.Unmarshal([]byte(body), &ev)
 }
+
+// LatestEventSeq returns the sequence of a session's newest event.
+func (db *DB) LatestEventSeq(ctx context.Context, sessionID string) (int64, error) {
+	var seq int64
+	err := db.read.QueryRowContext(ctx, db.rebind(`SELECT event_seq FROM sessions WHERE id = ?`), sessionID).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, wabsync.NotFound("Session")
+	}
+	return seq, err
+}

@@ -274,3 +274,12 @@ func (db *DB) SessionByPhone(ctx context.Context, phone string) (string, error) 
 	}
 	return id, err
 }
+
+// SetQR stores the QR code a session shows, with its session.qr event, in tx.
+func (tx *Tx) SetQR(id, qr string, expires time.Time) error {
+	if _, err := tx.Exec(`UPDATE sessions SET qr = ?, qr_expires_at = ? WHERE id = ?`, qr, micros(expires), id); err != nil {
+		return err
+	}
+	_, err := tx.AddEvent(&id, wabsync.EventSessionQR, wabsync.SessionQRData{QR: qr, ExpiresAt: expires})
+	return err
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the server's configuration: every field is a WABSYNC_*
+// environment variable and a flag of `wabsync serve` (the flag wins).
+type Config struct {
+	Addr             string
+	DataDir          string
+	DatabaseURL      string
+	AdminToken       string
+	PublicURL        string
+	RedisURL         string
+	RateLimit        int
+	RateWindow       time.Duration
+	AllowPrivateURLs bool
+	MaxUpload        int64
+	LogLevel         string
+	LogFormat        string
+	NodeID           string
+	MetricsPublic    bool
+	SendRate         float64
+	SendBurst        int
+
+	// Internal knobs for tests (not configurable from outside).
+	ReconnectBase time.Duration
+	QRTTL         time.Duration
+}
+
+type setting struct {
+	env, flag, def, help string
+	set                  func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{"WABSYNC_ADDR", "addr", ":8080", "address to listen on", func(c *Config, v string) error { c.Addr = v; return nil }},
+	{"WABSYNC_DATA_DIR", "data-dir", "./data", "directory for the SQLite database and media", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"WABSYNC_DATABASE_URL", "database-url", "", "sqlite:///path.db or postgres://… (default: SQLite in the data dir)", func(c *Config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "sqlite:") && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+			return fmt.Errorf("must start with sqlite:// or postgres://")
+		}
+		c.DatabaseURL = v
+		return nil
+	}},
+	{"WABSYNC_ADMIN_TOKEN", "admin-token", "", "admin token (WBA|…); generated and printed once if unset", func(c *Config, v string) error {
+		if v != "" && (!strings.HasPrefix(v, "WBA|") || len(v) < 24) {
+			return fmt.Errorf("must start with WBA| and have at least 20 characters after it")
+		}
+		c.AdminToken = v
+		return nil
+	}},
+	{"WABSYNC_PUBLIC_URL", "public-url", "", "base URL of signed links, e.g. https://wa.example.com", func(c *Config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+			return fmt.Errorf("must be an http(s) URL")
+		}
+		c.PublicURL = strings.TrimRight(v, "/")
+		return nil
+	}},
+	{"WABSYNC_REDIS_URL", "redis-url", "", "redis://… to share rate limits between nodes", func(c *Config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
+			return fmt.Errorf("must start with redis:// or rediss://")
+		}
+		c.RedisURL = v
+		return nil
+	}},
+	{"WABSYNC_RATE_LIMIT", "rate-limit", "1000", "requests per window per token", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("must be a positive integer")
+		}
+		c.RateLimit = n
+		return nil
+	}},
+	{"WABSYNC_RATE_WINDOW", "rate-window", "1m", "rate limit window (Go duration)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return fmt.Errorf("must be a duration of at least 1s, like 1m")
+		}
+		c.RateWindow = d
+		return nil
+	}},
+	{"WABSYNC_ALLOW_PRIVATE_URLS", "allow-private-urls", "false", "let webhooks and media URLs target private networks", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false")
+		}
+		c.AllowPrivateURLs = b
+		return nil
+	}},
+	{"WABSYNC_MAX_UPLOAD", "max-upload", "67108864", "largest file in bytes", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 {
+			return fmt.Errorf("must be a number of bytes of at least 1024")
+		}
+		c.MaxUpload = n
+		return nil
+	}},
+	{"WABSYNC_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", func(c *Config, v string) error {
+		switch v {
+		case "debug", "info", "warn", "error":
+			c.LogLevel = v
+			return nil
+		}
+		return fmt.Errorf("must be debug, info, warn or error")
+	}},
+	{"WABSYNC_LOG_FORMAT", "log-format", "text", "text or json", func(c *Config, v string) error {
+		if v != "text" && v != "json" {
+			return fmt.Errorf("must be text or json")
+		}
+		c.LogFormat = v
+		return nil
+	}},
+	{"WABSYNC_NODE_ID", "node-id", "", "this node's id (default: host name + random suffix)", func(c *Config, v string) error { c.NodeID = v; return nil }},
+	{"WABSYNC_METRICS_PUBLIC", "metrics-public", "true", "serve /metrics without the admin token", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false")
+		}
+		c.MetricsPublic = b
+		return nil
+	}},
+	{"WABSYNC_SEND_RATE", "send-rate", "20", "messages per second each session sends to WhatsApp", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || f > 1000 {
+			return fmt.Errorf("must be a number from 0 to 1000")
+		}
+		c.SendRate = f
+		return nil
+	}},
+	{"WABSYNC_SEND_BURST", "send-burst", "20", "messages a session may send at once before pacing", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("must be an integer from 1 to 1000")
+		}
+		c.SendBurst = n
+		return nil
+	}},
+}
+
+// ParseConfig reads the environment (getenv) and then args as flags. An
+// invalid value is an error naming its variable.
+func ParseConfig(args []string, getenv func(string) string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("wabsync serve", flag.ContinueOnError)
+	vals := make([]*string, len(settings))
+	for i, s := range settings {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		vals[i] = fs.String(s.flag, def, s.help+" ("+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	for i, s := range settings {
+		if err := s.set(&c, *vals[i]); err != nil {
+			return c, fmt.Errorf("invalid %s (flag -%s): %v", s.env, s.flag, err)
+		}
+	}
+	if c.NodeID == "" {
+		h, _ := os.Hostname()
+		c.NodeID = h + "-" + strconv.FormatInt(time.Now().UnixNano()%100000, 36)
+	}
+	return c, nil
+}

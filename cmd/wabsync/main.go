@@ -1,0 +1,229 @@
+// Command wabsync is the WabSync server: a self-hosted WhatsApp REST API
+// gateway. `wabsync` or `wabsync serve` runs it; `wabsync migrate` brings
+// the database schema up to date and exits; `wabsync version` prints the
+// version.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/engine/sandbox"
+	"github.com/wabsync/wabsync/internal/eventbus"
+	"github.com/wabsync/wabsync/internal/httpapi"
+	"github.com/wabsync/wabsync/internal/ratelimit"
+	"github.com/wabsync/wabsync/internal/session"
+	"github.com/wabsync/wabsync/internal/store"
+)
+
+func main() {
+	args := os.Args[1:]
+	cmd := "serve"
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "migrate" || args[0] == "version") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "version":
+		fmt.Println("wabsync", wabsync.Version)
+		return
+	case "migrate":
+		if err := runMigrate(args); err != nil {
+			fmt.Fprintln(os.Stderr, "wabsync migrate:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	cfg, err := ParseConfig(args, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wabsync:", err)
+		os.Exit(2)
+	}
+	m := NewMain(cfg, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := m.Run(ctx); err != nil {
+		m.Logger.Error("start failed", "err", err)
+		m.Close()
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	m.Logger.Info("shutting down")
+	if err := m.Close(); err != nil {
+		m.Logger.Error("shutdown", "err", err)
+		os.Exit(1)
+	}
+}
+
+func runMigrate(args []string) error {
+	cfg, err := ParseConfig(args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{DataDir: cfg.DataDir})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := db.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("applied %d migration(s)\n", n)
+	return nil
+}
+
+// Main is the whole server, wired. Tests start the very same wiring on
+// port 0 with a temporary directory.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	// Out is where the generated admin token is printed once.
+	Out io.Writer
+
+	DB       *store.DB
+	Sessions *session.Manager
+	Sandbox  *sandbox.Network
+	Bus      *eventbus.Bus
+	API      *httpapi.Server
+	Limiter  *ratelimit.Limiter
+
+	listener net.Listener
+	server   *http.Server
+	closers  []func()
+}
+
+// NewMain returns a Main that logs to logOut.
+func NewMain(cfg Config, logOut io.Writer) *Main {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(logOut, opts)
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(logOut, opts)
+	}
+	return &Main{Config: cfg, Logger: slog.New(h).With("node", cfg.NodeID), Out: logOut}
+}
+
+// Addr returns the address the server listens on (after Run).
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// URL returns the server's base URL (after Run).
+func (m *Main) URL() string { return "http://" + m.listener.Addr().String() }
+
+// Run opens the database, migrates it, starts the services and begins
+// serving. It returns once the server listens.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := m.Config
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: m.Logger, DataDir: cfg.DataDir})
+	if err != nil {
+		return err
+	}
+	m.DB = db
+	if n, err := db.Migrate(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		m.Logger.Info("database migrated", "applied", n, "dialect", db.Dialect())
+	}
+	tok, err := db.EnsureAdminToken(ctx, cfg.AdminToken)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	if tok != "" {
+		fmt.Fprintf(m.Out, "\n  WabSync generated an admin token. It is shown only this once; keep it safe:\n\n    %s\n\n", tok)
+	}
+
+	m.Bus = eventbus.New()
+	db.OnEvent = func(ev *wabsync.Event) { m.Bus.Publish(ev) }
+
+	lim, err := ratelimit.New(ratelimit.Config{Limit: cfg.RateLimit, Window: cfg.RateWindow, RedisURL: cfg.RedisURL, Logger: m.Logger})
+	if err != nil {
+		return fmt.Errorf("rate limiter: %w", err)
+	}
+	m.Limiter = lim
+
+	m.Sandbox = sandbox.NewNetwork(db, sandbox.Options{QRTTL: cfg.QRTTL})
+	factories := map[string]wabsync.EngineFactory{wabsync.EngineSandbox: m.Sandbox}
+
+	m.API = httpapi.New(httpapi.Config{MaxUpload: cfg.MaxUpload, PublicURL: cfg.PublicURL, AllowPrivateURLs: cfg.AllowPrivateURLs,
+		MetricsPublic: cfg.MetricsPublic}, db, lim, httpapi.Deps{}, m.Logger)
+	m.Sessions = session.NewManager(session.Options{DB: db, Factories: factories, Logger: m.Logger,
+		ReconnectBase: cfg.ReconnectBase, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
+		OnTokensChanged: m.API.ForgetSessionTokens})
+	m.API.SetSessions(m.Sessions)
+	m.API.SetEventBus(m.Bus)
+	m.API.SetSandbox(m.Sandbox)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (WABSYNC_ADDR): %w", cfg.Addr, err)
+	}
+	m.listener = ln
+	m.server = &http.Server{
+		Handler:           m.API,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Minute, // large uploads
+		WriteTimeout:      10 * time.Minute, // SSE streams lift it per request
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		if err := m.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("http server", "err", err)
+		}
+	}()
+	if err := m.Sessions.Resume(ctx); err != nil {
+		m.Logger.Error("resuming sessions", "err", err)
+	}
+	m.Logger.Info("wabsync serving", "addr", ln.Addr().String(), "database", db.Dialect(), "data_dir", absPath(cfg.DataDir), "version", wabsync.Version)
+	return nil
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// Close shuts down in a fixed order: stop accepting HTTP requests (and
+// finish those in flight), stop the sessions (senders drain, engines
+// close), stop webhook workers, then close the database.
+func (m *Main) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if m.API != nil {
+		m.API.SetReady(false)
+	}
+	if m.server != nil {
+		_ = m.server.Shutdown(ctx)
+	}
+	if m.Sessions != nil {
+		m.Sessions.Close(ctx)
+	}
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		m.closers[i]()
+	}
+	if m.Limiter != nil {
+		_ = m.Limiter.Close()
+	}
+	if m.DB != nil {
+		return m.DB.Close()
+	}
+	return nil
+}

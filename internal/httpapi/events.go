@@ -1,0 +1,144 @@
+package httpapi
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/eventbus"
+)
+
+// sseHeartbeat is how often an idle stream gets a comment line.
+var sseHeartbeat = 15 * time.Second
+
+// ssePoll is how often a stream also looks in the database, for events
+// stored by other nodes.
+var ssePoll = 2 * time.Second
+
+// SetEventBus connects the live event bus that SSE streams read.
+func (s *Server) SetEventBus(b *eventbus.Bus) { s.bus = b }
+
+// handleEvents streams a session's events as Server-Sent Events. Each event
+// has id = its sequence; Last-Event-ID (or ?after=) resumes after it, from
+// the database, without loss or duplicates.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
+	id, err := sessionParam(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.GetSession(r.Context(), id); err != nil {
+		return err
+	}
+	var last int64
+	resume := r.Header.Get("Last-Event-ID")
+	if resume == "" {
+		resume = r.URL.Query().Get("after")
+	}
+	if resume != "" {
+		n, err := strconv.ParseInt(resume, 10, 64)
+		if err != nil || n < 0 {
+			return fieldError(wabsync.EBadRequest, "Last-Event-ID", "must be the sequence number of an event")
+		}
+		last = n
+	} else {
+		// A new stream starts with what happens from now on.
+		evs, err := s.db.LatestEventSeq(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		last = evs
+	}
+	var sub *eventbus.Sub
+	if s.bus != nil {
+		sub = s.bus.Subscribe(id)
+		defer s.bus.Unsubscribe(sub)
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriter(w)
+	_, _ = bw.WriteString("retry: 2000\n\n")
+	flush := func() error {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	write := func(ev *wabsync.Event) error {
+		body, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		bw.WriteString("id: ")
+		bw.WriteString(strconv.FormatInt(ev.Sequence, 10))
+		bw.WriteString("\nevent: ")
+		bw.WriteString(ev.Type)
+		bw.WriteString("\ndata: ")
+		bw.Write(body)
+		bw.WriteString("\n\n")
+		last = ev.Sequence
+		return nil
+	}
+	catchUp := func() error {
+		for {
+			evs, err := s.db.ListEvents(r.Context(), id, last, 500)
+			if err != nil {
+				return err
+			}
+			for _, ev := range evs {
+				if err := write(ev); err != nil {
+					return err
+				}
+			}
+			if len(evs) < 500 {
+				return flush()
+			}
+		}
+	}
+	if err := catchUp(); err != nil {
+		return nil
+	}
+	var live <-chan *wabsync.Event
+	if sub != nil {
+		live = sub.C
+	}
+	heart := time.NewTicker(sseHeartbeat)
+	defer heart.Stop()
+	poll := time.NewTicker(ssePoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case ev := <-live:
+			if ev.Sequence <= last {
+				continue
+			}
+			if ev.Sequence != last+1 || sub.Lagged() {
+				if err := catchUp(); err != nil {
+					return nil
+				}
+				continue
+			}
+			if err := write(ev); err != nil || flush() != nil {
+				return nil
+			}
+		case <-poll.C:
+			if err := catchUp(); err != nil {
+				return nil
+			}
+		case <-heart.C:
+			bw.WriteString(": heartbeat\n\n")
+			if flush() != nil {
+				return nil
+			}
+		}
+	}
+}

@@ -1,0 +1,196 @@
+package httpapi
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/store"
+)
+
+// access says who may call a route.
+type access int
+
+const (
+	public      access = iota // no token
+	adminOnly                 // the admin token
+	sessionAuth               // the admin token, or the token of the session in {session}
+	anyToken                  // any valid token
+	metricsAuth               // public or admin, as configured
+)
+
+// handlerFunc is a handler that returns its error; the wrapper writes it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type route struct {
+	pattern string
+	access  access
+	h       handlerFunc
+}
+
+// routes is the route table: every route the server has, top to bottom.
+// api/openapi.yaml must describe exactly these (a test checks it).
+func (s *Server) routes() []route {
+	rs := []route{
+		// Operations.
+		{"GET /api/v1/health", public, s.handleHealth},
+		{"GET /api/v1/ready", public, s.handleReady},
+		{"GET /api/v1/openapi.yaml", public, s.handleOpenAPIYAML},
+		{"GET /api/v1/openapi.json", public, s.handleOpenAPIJSON},
+		{"GET /docs", public, s.handleDocs},
+		{"GET /metrics", metricsAuth, s.handleMetrics},
+	}
+	rs = append(rs, s.sessionRoutes()...)
+	rs = append(rs, s.sandboxRoutes()...)
+	rs = append(rs, s.webhookRoutes()...)
+	return rs
+}
+
+// wrap applies authentication, rate limiting, error writing and metrics to
+// one route.
+func (s *Server) wrap(rt route) http.Handler {
+	label := rt.pattern
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		err := s.serveRoute(sw, r, rt)
+		if err != nil {
+			if sw.status != 0 {
+				// Too late for an envelope: the response has started.
+				s.logger.WarnContext(r.Context(), "error after response started", "request_id", requestIDFrom(r.Context()), "err", err)
+			} else {
+				s.writeError(sw, r, err)
+			}
+		}
+		s.metrics.observe(label, r.Method, sw.code(), time.Since(start))
+	})
+}
+
+func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) error {
+	acc := rt.access
+	if acc == metricsAuth {
+		if s.cfg.MetricsPublic {
+			acc = public
+		} else {
+			acc = adminOnly
+		}
+	}
+	if acc == public {
+		if s.limiter != nil && !s.limiter.Allow(w, r, "ip:"+clientIP(r)) {
+			return errorf(wabsync.ERateLimited, "Too many requests; retry after the time in Retry-After.")
+		}
+		return rt.h(w, r)
+	}
+	p, err := s.authenticate(r)
+	if err != nil {
+		return err
+	}
+	if s.limiter != nil && !s.limiter.Allow(w, r, p.TokenID) {
+		return errorf(wabsync.ERateLimited, "Too many requests; retry after the time in Retry-After.")
+	}
+	if acc == adminOnly && !p.Admin {
+		return errorf(wabsync.EForbidden, "This route needs the admin token.")
+	}
+	ctx := wabsync.NewContextWithPrincipal(r.Context(), p)
+	return rt.h(w, r.WithContext(ctx))
+}
+
+// authenticate resolves the bearer token, through a short-lived cache keyed
+// by the token's hash.
+func (s *Server) authenticate(r *http.Request) (*wabsync.Principal, error) {
+	h := r.Header.Get("Authorization")
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return nil, errorf(wabsync.EUnauthorized, "Send the token as Authorization: Bearer <token>.")
+	}
+	tok := strings.TrimSpace(h[len(prefix):])
+	if len(tok) < 20 || len(tok) > 200 {
+		return nil, errorf(wabsync.EUnauthorized, "The token is missing, malformed, unknown or revoked.")
+	}
+	key := store.HashToken(tok)
+	now := time.Now().UnixNano()
+	if v, ok := s.tokens.Load(key); ok {
+		c := v.(*cachedPrincipal)
+		if c.expires > now {
+			return c.p, nil
+		}
+		s.tokens.Delete(key)
+	}
+	p, err := s.db.Authenticate(r.Context(), tok)
+	if err != nil {
+		return nil, err
+	}
+	s.tokens.Store(key, &cachedPrincipal{p: p, expires: now + int64(tokenCacheTTL)})
+	return p, nil
+}
+
+// ForgetSessionTokens evicts cached tokens of a session (rotation, deletion).
+func (s *Server) ForgetSessionTokens(sessionID string) {
+	s.tokens.Range(func(k, v any) bool {
+		if v.(*cachedPrincipal).p.SessionID == sessionID {
+			s.tokens.Delete(k)
+		}
+		return true
+	})
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// statusWriter records the status code for metrics and error handling.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (SSE flushes).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// sessionParam resolves {session} for the caller: "me" is the session of a
+// session token; a session token may only reach its own session, and any
+// other id is NOT_FOUND, so that it never learns whether it exists.
+func sessionParam(r *http.Request) (string, error) {
+	id := r.PathValue("session")
+	p := wabsync.PrincipalFromContext(r.Context())
+	if p == nil {
+		return "", errorf(wabsync.EUnauthorized, "No token.")
+	}
+	if id == "me" {
+		if p.Admin {
+			return "", errorf(wabsync.ENotFound, "The admin token has no session of its own; use the session id.")
+		}
+		return p.SessionID, nil
+	}
+	if !p.Admin && p.SessionID != id {
+		return "", wabsync.NotFound("Session")
+	}
+	return id, nil
+}

@@ -1,0 +1,11 @@
+package httpapi
+
+import (
+	"encoding/json"
+
+	"github.com/wabsync/wabsync/internal/store"
+)
+
+type storeTx = store.Tx
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

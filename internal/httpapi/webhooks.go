@@ -1,0 +1,6 @@
+package httpapi
+
+// webhookRoutes returns the webhook routes (API.md, "Webhooks").
+func (s *Server) webhookRoutes() []route {
+	return nil
+}

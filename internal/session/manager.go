@@ -1,0 +1,412 @@
+// Package session runs sessions: one engine per active session, the state
+// machine of API.md (stopped, starting, scan_qr, connected, reconnecting,
+// logged_out, failed) with every transition stored with its reason and an
+// event, reconnects with capped exponential backoff, resuming sessions on
+// start, and the paced sender that drains each session's outbox.
+//
+// An idle connected session costs a runner struct and its engine: no
+// goroutine runs for it until something happens.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/store"
+)
+
+// Options configure a Manager.
+type Options struct {
+	DB        *store.DB
+	Factories map[string]wabsync.EngineFactory
+	Logger    *slog.Logger
+	// ReconnectBase is the first retry delay (default 1 s); it doubles up to
+	// ReconnectMax (default 2 min), with jitter.
+	ReconnectBase time.Duration
+	ReconnectMax  time.Duration
+	// MaxAttempts is how many connection attempts in a row may fail before
+	// the session goes failed (default 8).
+	MaxAttempts int
+	// SendRate and SendBurst pace each session's sending (defaults 20/s, 20).
+	SendRate  float64
+	SendBurst int
+	// OnTokensChanged is told when a session's token was rotated or deleted.
+	OnTokensChanged func(sessionID string)
+}
+
+// Manager runs the sessions of this node.
+type Manager struct {
+	opts   Options
+	db     *store.DB
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	runners map[string]*runner
+	closed  bool
+	wg      sync.WaitGroup // sender goroutines and background starts
+}
+
+// NewManager returns a manager; call Resume to bring back sessions that were
+// running.
+func NewManager(o Options) *Manager {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ReconnectBase <= 0 {
+		o.ReconnectBase = time.Second
+	}
+	if o.ReconnectMax <= 0 {
+		o.ReconnectMax = 2 * time.Minute
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 8
+	}
+	if o.SendRate <= 0 {
+		o.SendRate = 20
+	}
+	if o.SendBurst <= 0 {
+		o.SendBurst = 20
+	}
+	return &Manager{opts: o, db: o.DB, logger: o.Logger, runners: map[string]*runner{}}
+}
+
+// CreateInput is what a new session is made from.
+type CreateInput struct {
+	Name     string
+	Engine   string
+	Config   wabsync.SessionConfig
+	Metadata map[string]any
+}
+
+// Create stores a new stopped session and returns it with its token, which
+// is not kept anywhere but in the response.
+func (m *Manager) Create(ctx context.Context, in CreateInput) (*wabsync.Session, string, error) {
+	if _, ok := m.opts.Factories[in.Engine]; !ok {
+		return nil, "", fieldErr("engine", "this server has no engine "+fmt.Sprintf("%q", in.Engine))
+	}
+	s := &wabsync.Session{
+		ID: wabsync.NewID("ses"), Name: in.Name, Engine: in.Engine, Status: wabsync.StatusStopped,
+		StatusReason: "Created; connect to link it.", Config: in.Config, Metadata: in.Metadata,
+	}
+	tok := store.NewSessionToken()
+	if err := m.db.CreateSession(ctx, s, store.HashToken(tok)); err != nil {
+		return nil, "", err
+	}
+	return s, tok, nil
+}
+
+// RotateToken issues a new token for the session; the old one stops working
+// at once.
+func (m *Manager) RotateToken(ctx context.Context, id string) (string, error) {
+	tok := store.NewSessionToken()
+	if err := m.db.RotateSessionToken(ctx, id, store.HashToken(tok)); err != nil {
+		return "", err
+	}
+	if m.opts.OnTokensChanged != nil {
+		m.opts.OnTokensChanged(id)
+	}
+	return tok, nil
+}
+
+func fieldErr(field, msg string) error {
+	return &wabsync.Error{Code: wabsync.EValidation, Message: "Invalid " + field + ": " + msg, Details: map[string]string{field: msg}}
+}
+
+func isRunning(st wabsync.SessionStatus) bool {
+	switch st {
+	case wabsync.StatusStarting, wabsync.StatusScanQR, wabsync.StatusConnected, wabsync.StatusReconnecting:
+		return true
+	}
+	return false
+}
+
+// Connect starts a session: it shows a QR code until linked, or reconnects a
+// linked one. Connecting a running session changes nothing and returns it.
+func (m *Manager) Connect(ctx context.Context, id string) (*wabsync.Session, error) {
+	return m.start(ctx, id, "Connecting.")
+}
+
+func (m *Manager) start(ctx context.Context, id, reason string) (*wabsync.Session, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, wabsync.Errorf(wabsync.EUnavailable, "The server is shutting down.")
+	}
+	if r := m.runners[id]; r != nil {
+		m.mu.Unlock()
+		return m.db.GetSession(ctx, id)
+	}
+	r := &runner{m: m, id: id}
+	m.runners[id] = r
+	m.mu.Unlock()
+
+	s, err := m.db.ModifySession(ctx, id, func(tx *store.Tx, s *wabsync.Session) error {
+		if _, ok := m.opts.Factories[s.Engine]; !ok {
+			return wabsync.Errorf(wabsync.EConflict, "This server has no %q engine.", s.Engine)
+		}
+		s.Desired = true
+		s.Status = wabsync.StatusStarting
+		s.StatusReason = reason
+		return nil
+	})
+	if err != nil {
+		m.mu.Lock()
+		if m.runners[id] == r {
+			delete(m.runners, id)
+		}
+		m.mu.Unlock()
+		return nil, err
+	}
+	eng, err := m.opts.Factories[s.Engine].NewEngine(wabsync.EngineOptions{
+		SessionID: s.ID, Name: s.Name, Config: s.Config, DeviceJID: s.DeviceJID, Phone: s.Phone,
+		Handler: r.handle, Logger: m.logger.With("session_id", s.ID),
+	})
+	if err != nil {
+		m.dropRunner(r)
+		m.logger.Error("engine could not be made", "session_id", id, "err", err)
+		_, _ = m.db.ModifySession(context.Background(), id, func(tx *store.Tx, s *wabsync.Session) error {
+			s.Status, s.StatusReason, s.Desired = wabsync.StatusFailed, "The engine could not be started: "+safeErr(err), false
+			return nil
+		})
+		return m.db.GetSession(ctx, id)
+	}
+	r.mu.Lock()
+	r.engine = eng
+	r.status = wabsync.StatusStarting
+	r.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		r.connect()
+	}()
+	return s, nil
+}
+
+func (m *Manager) runner(id string) *runner {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.runners[id]
+}
+
+// dropRunner removes r from the table (if still there) and stops it.
+func (m *Manager) dropRunner(r *runner) {
+	m.mu.Lock()
+	if m.runners[r.id] == r {
+		delete(m.runners, r.id)
+	}
+	m.mu.Unlock()
+	r.stop()
+}
+
+// Disconnect stops the connection and keeps the link.
+func (m *Manager) Disconnect(ctx context.Context, id string) (*wabsync.Session, error) {
+	if r := m.runner(id); r != nil {
+		m.dropRunner(r)
+	}
+	return m.db.ModifySession(ctx, id, func(tx *store.Tx, s *wabsync.Session) error {
+		s.Desired = false
+		s.Status = wabsync.StatusStopped
+		if s.DeviceJID != "" {
+			s.StatusReason = "Disconnected on request; the link is kept, connect to resume."
+		} else {
+			s.StatusReason = "Disconnected on request; connect to link it."
+		}
+		return nil
+	})
+}
+
+// Logout unlinks the device; the next connect needs a new link.
+func (m *Manager) Logout(ctx context.Context, id string) (*wabsync.Session, error) {
+	s, err := m.db.GetSession(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m.logoutEngine(ctx, s)
+	return m.db.ModifySession(ctx, id, func(tx *store.Tx, s *wabsync.Session) error {
+		s.Desired = false
+		s.Status = wabsync.StatusLoggedOut
+		s.StatusReason = "Logged out on request; connect to link again."
+		s.DeviceJID, s.Phone, s.PushName = "", "", ""
+		return nil
+	})
+}
+
+// logoutEngine logs the engine out (using the running one, or a temporary
+// one for a stopped but linked session) and stops it.
+func (m *Manager) logoutEngine(ctx context.Context, s *wabsync.Session) {
+	var eng wabsync.Engine
+	if r := m.runner(s.ID); r != nil {
+		r.mu.Lock()
+		eng = r.engine
+		r.stopped = true // ignore the engine's own logged-out event
+		r.mu.Unlock()
+		defer m.dropRunner(r)
+	} else if s.DeviceJID != "" {
+		if f, ok := m.opts.Factories[s.Engine]; ok {
+			e, err := f.NewEngine(wabsync.EngineOptions{SessionID: s.ID, Name: s.Name, Config: s.Config, DeviceJID: s.DeviceJID,
+				Phone: s.Phone, Handler: func(context.Context, wabsync.EngineEvent) error { return nil }, Logger: m.logger.With("session_id", s.ID)})
+			if err == nil {
+				eng = e
+				defer e.Close()
+			}
+		}
+	}
+	if eng != nil {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := eng.Logout(lctx); err != nil {
+			m.logger.Warn("logout from the network failed; the local link is removed anyway", "session_id", s.ID, "err", err)
+		}
+	}
+}
+
+// Restart stops the engine and starts it again.
+func (m *Manager) Restart(ctx context.Context, id string) (*wabsync.Session, error) {
+	if _, err := m.db.GetSession(ctx, id); err != nil {
+		return nil, err
+	}
+	if r := m.runner(id); r != nil {
+		m.dropRunner(r)
+	}
+	return m.start(ctx, id, "Restarting on request.")
+}
+
+// Delete logs the session out, stops it and deletes its data.
+func (m *Manager) Delete(ctx context.Context, id string) error {
+	s, err := m.db.GetSession(ctx, id)
+	if err != nil {
+		return err
+	}
+	m.logoutEngine(ctx, s)
+	if err := m.db.DeleteSession(ctx, id); err != nil {
+		return err
+	}
+	if m.opts.OnTokensChanged != nil {
+		m.opts.OnTokensChanged(id)
+	}
+	return nil
+}
+
+// PairCode starts linking by code for phone and returns the code.
+func (m *Manager) PairCode(ctx context.Context, id, phone string) (string, error) {
+	if _, err := m.db.GetSession(ctx, id); err != nil {
+		return "", err
+	}
+	r := m.runner(id)
+	if r == nil {
+		return "", wabsync.Errorf(wabsync.EConflict, "The session is not running; connect it first, then ask for a pair code while it waits for a link.")
+	}
+	r.mu.Lock()
+	eng, st := r.engine, r.status
+	r.mu.Unlock()
+	if st != wabsync.StatusScanQR || eng == nil {
+		return "", wabsync.Errorf(wabsync.EConflict, "The session is not waiting for a link (status %s).", st)
+	}
+	code, err := eng.PairPhone(ctx, phone)
+	if err != nil {
+		var ee *wabsync.EngineError
+		if errors.As(err, &ee) {
+			return "", wabsync.Errorf(wabsync.EConflict, "%s", ee.Message)
+		}
+		return "", err
+	}
+	return code, nil
+}
+
+// Engine returns the running engine of a session, or nil.
+func (m *Manager) Engine(id string) wabsync.Engine {
+	r := m.runner(id)
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.status != wabsync.StatusConnected {
+		return nil
+	}
+	return r.engine
+}
+
+// Resume starts every session that should be running, as after a restart.
+func (m *Manager) Resume(ctx context.Context) error {
+	list, err := m.db.SessionsToResume(ctx)
+	if err != nil {
+		return err
+	}
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for _, s := range list {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(id string) {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := m.start(ctx, id, "Resuming after the server started."); err != nil {
+				m.logger.Warn("resume failed", "session_id", id, "err", err)
+			}
+		}(s.ID)
+	}
+	wg.Wait()
+	m.logger.Info("sessions resumed", "count", len(list))
+	return nil
+}
+
+// Close stops every engine. Sessions keep wanting to run, so the next start
+// resumes them; their status says the server stopped.
+func (m *Manager) Close(ctx context.Context) {
+	m.mu.Lock()
+	m.closed = true
+	rs := make([]*runner, 0, len(m.runners))
+	for _, r := range m.runners {
+		rs = append(rs, r)
+	}
+	m.runners = map[string]*runner{}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for _, r := range rs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(r *runner) {
+			defer func() { <-sem; wg.Done() }()
+			r.stop()
+			_, _ = m.db.ModifySession(ctx, r.id, func(tx *store.Tx, s *wabsync.Session) error {
+				s.Status, s.StatusReason = wabsync.StatusStopped, "The server stopped; the session resumes when it starts."
+				return nil
+			})
+		}(r)
+	}
+	wg.Wait()
+	m.wg.Wait()
+}
+
+// backoff returns the delay before retry n (1-based): base·2^(n-1), capped,
+// with ±20 % jitter.
+func (m *Manager) backoff(n int) time.Duration {
+	d := m.opts.ReconnectBase
+	for i := 1; i < n && d < m.opts.ReconnectMax; i++ {
+		d *= 2
+	}
+	if d > m.opts.ReconnectMax {
+		d = m.opts.ReconnectMax
+	}
+	j := time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	return j
+}
+
+func safeErr(err error) string {
+	var ee *wabsync.EngineError
+	if errors.As(err, &ee) {
+		return ee.Message
+	}
+	var we *wabsync.Error
+	if errors.As(err, &we) {
+		return we.Message
+	}
+	return "internal error"
+}

@@ -1,0 +1,204 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/store"
+)
+
+// runner is one active session on this node: its engine and its place in the
+// state machine. Engine events are handled one at a time under mu.
+type runner struct {
+	m  *Manager
+	id string
+
+	mu       sync.Mutex
+	engine   wabsync.Engine
+	status   wabsync.SessionStatus
+	attempts int // connection attempts failed in a row
+	timer    *time.Timer
+	stopped  bool
+
+	send sender
+}
+
+// stop ends the runner: no more retries, the engine is closed. Its events
+// are ignored from now on.
+func (r *runner) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	eng := r.engine
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.mu.Unlock()
+	r.send.wait()
+	if eng != nil {
+		eng.Disconnect()
+		_ = eng.Close()
+	}
+}
+
+// connect runs one connection attempt.
+func (r *runner) connect() {
+	r.mu.Lock()
+	eng, stopped := r.engine, r.stopped
+	r.mu.Unlock()
+	if stopped || eng == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	err := eng.Connect(ctx)
+	cancel()
+	if err != nil {
+		r.connectFailed(err)
+	}
+}
+
+// connectFailed retries with backoff, or gives up after MaxAttempts or on a
+// permanent error.
+func (r *runner) connectFailed(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return
+	}
+	r.attempts++
+	ee, _ := err.(*wabsync.EngineError)
+	permanent := ee != nil && ee.Permanent
+	max := r.m.opts.MaxAttempts
+	if permanent || r.attempts >= max {
+		reason := fmt.Sprintf("Could not connect after %d attempts: %s. Fix the cause, then connect again.", r.attempts, safeErr(err))
+		if permanent {
+			reason = "Could not connect: " + safeErr(err) + "."
+		}
+		r.setStatusLocked(wabsync.StatusFailed, reason, func(s *wabsync.Session) { s.Desired = false })
+		r.stopped = true
+		go r.m.dropRunner(r)
+		return
+	}
+	d := r.m.backoff(r.attempts)
+	r.setStatusLocked(wabsync.StatusReconnecting,
+		fmt.Sprintf("Connection attempt %d of %d failed: %s. Retrying in %s.", r.attempts, max, safeErr(err), d.Round(time.Millisecond)), nil)
+	r.scheduleLocked(d)
+}
+
+func (r *runner) scheduleLocked(d time.Duration) {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.m.wg.Add(1)
+	r.timer = time.AfterFunc(d, func() {
+		defer r.m.wg.Done()
+		r.connect()
+	})
+}
+
+// setStatusLocked stores a transition (and its event); edit may change more
+// of the session in the same transaction.
+func (r *runner) setStatusLocked(st wabsync.SessionStatus, reason string, edit func(*wabsync.Session)) {
+	r.status = st
+	_, err := r.m.db.ModifySession(context.Background(), r.id, func(tx *store.Tx, s *wabsync.Session) error {
+		s.Status, s.StatusReason = st, reason
+		if edit != nil {
+			edit(s)
+		}
+		return nil
+	})
+	if err != nil {
+		r.m.logger.Error("could not store a session transition", "session_id", r.id, "status", st, "err", err)
+	}
+}
+
+// handle is the engine's event handler.
+func (r *runner) handle(ctx context.Context, ev wabsync.EngineEvent) error {
+	switch ev := ev.(type) {
+	case wabsync.EngineMessage, wabsync.EngineReceipt, wabsync.EngineUndecryptable, wabsync.EnginePresence:
+		return r.m.handleData(ctx, r, ev)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return nil
+	}
+	switch ev := ev.(type) {
+	case wabsync.EngineQR:
+		if r.status != wabsync.StatusStarting && r.status != wabsync.StatusScanQR {
+			return nil
+		}
+		r.status = wabsync.StatusScanQR
+		return r.m.db.Update(ctx, func(tx *store.Tx) error {
+			if _, err := tx.ModifySession(r.id, func(tx *store.Tx, s *wabsync.Session) error {
+				s.Status = wabsync.StatusScanQR
+				s.StatusReason = "Waiting for the QR code to be scanned, or for a pair code to be entered on the phone."
+				return nil
+			}); err != nil {
+				return err
+			}
+			return tx.SetQR(r.id, ev.Code, ev.ExpiresAt)
+		})
+	case wabsync.EngineLinkTimeout:
+		r.setStatusLocked(wabsync.StatusStopped, "No one linked the session in time; connect again for a new QR code.",
+			func(s *wabsync.Session) { s.Desired = false })
+		r.stopped = true
+		go r.m.dropRunner(r)
+	case wabsync.EnginePaired:
+		_, err := r.m.db.ModifySession(ctx, r.id, func(tx *store.Tx, s *wabsync.Session) error {
+			s.DeviceJID, s.Phone = ev.DeviceJID, ev.Phone
+			if ev.PushName != "" {
+				s.PushName = ev.PushName
+			}
+			return nil
+		})
+		return err
+	case wabsync.EngineConnected:
+		r.attempts = 0
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		r.setStatusLocked(wabsync.StatusConnected, "Connected.", func(s *wabsync.Session) {
+			if ev.Phone != "" {
+				s.Phone = ev.Phone
+			}
+			if ev.PushName != "" {
+				s.PushName = ev.PushName
+			}
+		})
+		r.wakeLocked()
+	case wabsync.EngineDisconnected:
+		if r.status != wabsync.StatusConnected {
+			return nil
+		}
+		d := r.m.backoff(1)
+		r.attempts = 0
+		r.setStatusLocked(wabsync.StatusReconnecting, fmt.Sprintf("Connection lost (%s); reconnecting in %s.", ev.Reason, d.Round(time.Millisecond)), nil)
+		r.scheduleLocked(d)
+	case wabsync.EngineLoggedOut:
+		r.setStatusLocked(wabsync.StatusLoggedOut, "Logged out from the phone ("+ev.Reason+"); connect to link again.", func(s *wabsync.Session) {
+			s.Desired = false
+			s.DeviceJID, s.Phone, s.PushName = "", "", ""
+		})
+		r.stopped = true
+		go r.m.dropRunner(r)
+	case wabsync.EngineStreamReplaced:
+		r.setStatusLocked(wabsync.StatusFailed, "Another client took over this link (stream replaced); connect again to take it back.",
+			func(s *wabsync.Session) { s.Desired = false })
+		r.stopped = true
+		go r.m.dropRunner(r)
+	case wabsync.EngineTemporaryBan:
+		r.setStatusLocked(wabsync.StatusFailed, fmt.Sprintf("WhatsApp banned the account temporarily until %s (%s); connect after that.",
+			ev.Expires.UTC().Format(time.RFC3339), ev.Reason), func(s *wabsync.Session) { s.Desired = false })
+		r.stopped = true
+		go r.m.dropRunner(r)
+	case wabsync.EngineClientOutdated:
+		r.setStatusLocked(wabsync.StatusFailed, "WhatsApp refused this client version as outdated; update WabSync, then connect again.",
+			func(s *wabsync.Session) { s.Desired = false })
+		r.stopped = true
+		go r.m.dropRunner(r)
+	}
+	return nil
+}

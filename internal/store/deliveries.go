@@ -1,0 +1,491 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wabsync/wabsync"
+)
+
+// The deliveries table is the webhook queue: one row per (event, webhook),
+// inserted by AddEvent in the event's transaction. A row is due when it is
+// pending, its next_attempt_at has passed and no worker holds a claim on it
+// (claimed_until in the past). A worker claims due rows by setting
+// claimed_until (a lease: a worker that dies loses its claims when it
+// expires), POSTs them and records each attempt, which ends the claim.
+// A pending row with no next_attempt_at is paused: its webhook is disabled.
+
+// maxStoredAttempts bounds the attempt log of one delivery (the oldest are
+// dropped): the retry schedule makes about a dozen in three days.
+const maxStoredAttempts = 50
+
+const deliveryCols = `id, webhook_id, event_id, event_type, status, attempts, next_attempt_at, created_at`
+
+func scanDelivery(r rowScanner) (*wabsync.Delivery, error) {
+	var d wabsync.Delivery
+	var attempts string
+	var next sql.NullInt64
+	var created int64
+	if err := r.Scan(&d.ID, &d.WebhookID, &d.EventID, &d.EventType, &d.Status, &attempts, &next, &created); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(attempts), &d.Attempts); err != nil {
+		return nil, err
+	}
+	if d.Attempts == nil {
+		d.Attempts = []wabsync.DeliveryAttempt{}
+	}
+	if next.Valid {
+		t := fromMicros(next.Int64)
+		d.NextAttemptAt = &t
+	}
+	d.CreatedAt = fromMicros(created)
+	return &d, nil
+}
+
+var errDeliveryNotFound = wabsync.NotFound("Delivery")
+
+// GetDelivery returns delivery id of webhook webhookID.
+func (db *DB) GetDelivery(ctx context.Context, webhookID, id string) (*wabsync.Delivery, error) {
+	d, err := scanDelivery(db.read.QueryRowContext(ctx, db.rebind(`SELECT `+deliveryCols+` FROM deliveries WHERE id = ? AND webhook_id = ?`), id, webhookID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errDeliveryNotFound
+	}
+	return d, err
+}
+
+// ListDeliveries returns one page of the deliveries of a webhook, newest
+// first; the cursor is the last id of the previous page.
+func (db *DB) ListDeliveries(ctx context.Context, webhookID string, p wabsync.Page) (wabsync.List[*wabsync.Delivery], error) {
+	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE webhook_id = ?`
+	args := []any{webhookID}
+	if p.After != "" {
+		q += ` AND id < ?`
+		args = append(args, p.After)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, p.Limit+1)
+	rows, err := db.read.QueryContext(ctx, db.rebind(q), args...)
+	if err != nil {
+		return wabsync.List[*wabsync.Delivery]{}, err
+	}
+	defer rows.Close()
+	items := []*wabsync.Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return wabsync.List[*wabsync.Delivery]{}, err
+		}
+		items = append(items, d)
+	}
+	if err := rows.Err(); err != nil {
+		return wabsync.List[*wabsync.Delivery]{}, err
+	}
+	return pageOf(items, p.Limit, func(d *wabsync.Delivery) string { return d.ID }), nil
+}
+
+// RetryDelivery makes delivery id of webhook webhookID pending and due now,
+// whatever its status, and returns it. The webhook must be enabled
+// (CONFLICT otherwise).
+func (db *DB) RetryDelivery(ctx context.Context, webhookID, id string) (*wabsync.Delivery, error) {
+	var out *wabsync.Delivery
+	err := db.Update(ctx, func(tx *Tx) error {
+		var enabled int
+		err := tx.QueryRow(`SELECT enabled FROM webhooks WHERE id = ?`, webhookID).Scan(&enabled)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errWebhookNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if enabled != 1 {
+			return wabsync.Errorf(wabsync.EConflict, "The webhook is disabled; enable it before retrying its deliveries.")
+		}
+		now := tx.db.Now()
+		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ? AND webhook_id = ?`,
+			micros(now), micros(now), id, webhookID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errDeliveryNotFound
+		}
+		d, err := scanDelivery(tx.QueryRow(`SELECT `+deliveryCols+` FROM deliveries WHERE id = ?`, id))
+		out = d
+		return err
+	})
+	return out, err
+}
+
+// AddTestEvent stores a webhook.test event in the webhook's scope (its
+// session, or global) with a single delivery: to that webhook only, not to
+// every endpoint that would match. The webhook must be enabled.
+func (db *DB) AddTestEvent(ctx context.Context, scope *string, webhookID string) (*wabsync.Event, *wabsync.Delivery, error) {
+	var ev *wabsync.Event
+	var dl *wabsync.Delivery
+	err := db.Update(ctx, func(tx *Tx) error {
+		w, err := tx.getWebhook(scope, webhookID)
+		if err != nil {
+			return err
+		}
+		if !w.Enabled {
+			return wabsync.Errorf(wabsync.EConflict, "The webhook is disabled; enable it before testing it.")
+		}
+		now := tx.db.Now()
+		var seq int64
+		if w.SessionID != nil {
+			err = tx.QueryRow(`UPDATE sessions SET event_seq = event_seq + 1 WHERE id = ? RETURNING event_seq`, *w.SessionID).Scan(&seq)
+		} else {
+			err = tx.QueryRow(`INSERT INTO counters (name, value) VALUES ('global_event_seq', 1)
+				ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value`).Scan(&seq)
+		}
+		if err != nil {
+			return err
+		}
+		data, _ := json.Marshal(map[string]string{"webhook_id": w.ID, "message": "This is a test event from WabSync."})
+		e := &wabsync.Event{ID: wabsync.NewID("evt"), Type: wabsync.EventWebhookTest, SessionID: w.SessionID, Sequence: seq, CreatedAt: now, Data: data}
+		body, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO events (id, session_id, seq, type, body, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			e.ID, w.SessionID, seq, e.Type, string(body), micros(now)); err != nil {
+			return err
+		}
+		d := &wabsync.Delivery{ID: wabsync.NewID("dlv"), WebhookID: w.ID, EventID: e.ID, EventType: e.Type,
+			Status: wabsync.DeliveryPending, Attempts: []wabsync.DeliveryAttempt{}, NextAttemptAt: &now, CreatedAt: now}
+		if _, err := tx.Exec(`INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, next_attempt_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)`, d.ID, d.WebhookID, d.EventID, d.EventType, micros(now), micros(now), micros(now)); err != nil {
+			return err
+		}
+		if hook := tx.db.OnEvent; hook != nil {
+			tx.AfterCommit(func() { hook(e) })
+		}
+		ev, dl = e, d
+		return nil
+	})
+	return ev, dl, err
+}
+
+// ClaimedDelivery is a delivery a worker holds, with all it needs to send
+// it. Secrets must never be logged.
+type ClaimedDelivery struct {
+	ID           string
+	WebhookID    string
+	EventID      string
+	EventType    string
+	AttemptCount int
+	CreatedAt    time.Time
+	URL          string
+	// Secrets sign the delivery: the current secret, then the previous one
+	// while its grace period lasts.
+	Secrets []string
+	// Body is the event exactly as stored.
+	Body []byte
+	// ClaimedUntil is when the claim lapses and another worker may take it.
+	ClaimedUntil time.Time
+}
+
+// ClaimOptions bound a claim.
+type ClaimOptions struct {
+	// Limit is the most deliveries to claim.
+	Limit int
+	// Lease is how long the claim lasts.
+	Lease time.Duration
+	// MaxPerWebhook is the most deliveries of one webhook in one claim.
+	MaxPerWebhook int
+	// Room, when set, is the room left for webhooks the worker already holds
+	// deliveries of (absent: MaxPerWebhook). Webhooks with no room are left
+	// out of the claim, so that a slow endpoint's backlog does not crowd out
+	// the other endpoints.
+	Room map[string]int
+}
+
+// skipLockedOf is the row-locking suffix of a claim that joins other tables
+// but locks only the rows of alias (PostgreSQL; SQLite's single writer
+// already serialises claims).
+func (db *DB) skipLockedOf(alias string) string {
+	if db.dialect == Postgres {
+		return " FOR UPDATE OF " + alias + " SKIP LOCKED"
+	}
+	return ""
+}
+
+// ClaimDeliveries claims due deliveries of enabled webhooks at now, oldest
+// due first, at most o.MaxPerWebhook (or o.Room) per webhook, and returns
+// them. Several workers and nodes may claim at once: on PostgreSQL rows
+// another claim holds are skipped, not waited for.
+func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, o ClaimOptions) ([]*ClaimedDelivery, error) {
+	if o.Limit <= 0 {
+		return nil, nil
+	}
+	if o.MaxPerWebhook <= 0 {
+		o.MaxPerWebhook = o.Limit
+	}
+	var out []*ClaimedDelivery
+	err := db.Update(ctx, func(tx *Tx) error {
+		out = out[:0]
+		q := `SELECT d.id, d.webhook_id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+			WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND d.claimed_until <= ? AND w.enabled = 1`
+		args := []any{micros(now), micros(now)}
+		var full []string
+		for id, room := range o.Room {
+			if room <= 0 {
+				full = append(full, id)
+			}
+		}
+		if len(full) > 0 {
+			q += ` AND d.webhook_id NOT IN (?` + strings.Repeat(`, ?`, len(full)-1) + `)`
+			for _, id := range full {
+				args = append(args, id)
+			}
+		}
+		q += ` ORDER BY d.next_attempt_at LIMIT ?` + tx.db.skipLockedOf("d")
+		args = append(args, o.Limit)
+		rows, err := tx.Query(q, args...)
+		if err != nil {
+			return err
+		}
+		taken := map[string]int{}
+		var ids []any
+		for rows.Next() {
+			var id, wh string
+			if err := rows.Scan(&id, &wh); err != nil {
+				rows.Close()
+				return err
+			}
+			room, ok := o.Room[wh]
+			if !ok {
+				room = o.MaxPerWebhook
+			}
+			if taken[wh] >= room {
+				continue
+			}
+			taken[wh]++
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		until := now.Add(o.Lease)
+		in := `(?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
+		if _, err := tx.Exec(`UPDATE deliveries SET claimed_until = ? WHERE id IN `+in, append([]any{micros(until)}, ids...)...); err != nil {
+			return err
+		}
+		rows, err = tx.Query(`SELECT d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, d.created_at,
+				w.url, w.secret, w.old_secret, w.old_secret_until, e.body
+			FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id
+			WHERE d.id IN `+in+` ORDER BY d.next_attempt_at`, ids...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			c := &ClaimedDelivery{ClaimedUntil: until}
+			var created, oldUntil int64
+			var secret, old, body string
+			if err := rows.Scan(&c.ID, &c.WebhookID, &c.EventID, &c.EventType, &c.AttemptCount, &created,
+				&c.URL, &secret, &old, &oldUntil, &body); err != nil {
+				return err
+			}
+			c.CreatedAt = fromMicros(created)
+			c.Secrets = secretsAt(secret, old, oldUntil, now)
+			c.Body = []byte(body)
+			out = append(out, c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AttemptResult is the outcome of one attempt at a claimed delivery.
+type AttemptResult struct {
+	Attempt wabsync.DeliveryAttempt
+	// Succeeded is true for a 2xx answer.
+	Succeeded bool
+	// NextAttemptAt is when to try again after a failure; zero gives up and
+	// marks the delivery failed.
+	NextAttemptAt time.Time
+	// DisableAfter disables the webhook when this failure finds it failing
+	// for at least this long (zero: never).
+	DisableAfter time.Duration
+}
+
+// RecordOutcome says what RecordAttempt changed besides the delivery.
+type RecordOutcome struct {
+	// Disabled is set when the webhook was disabled by this failure; a
+	// webhook.disabled event went to the other endpoints.
+	Disabled bool
+	// Released is how many waiting deliveries of the webhook a success
+	// after failures made due at once.
+	Released int64
+}
+
+// RecordAttempt appends an attempt to delivery c's log and ends the claim,
+// in one transaction: a success marks it succeeded and, when the webhook was
+// failing, clears that and makes its waiting deliveries due now (so that a
+// recovered endpoint drains its backlog at once rather than at each
+// delivery's backoff); a failure schedules the next attempt (or marks the
+// delivery failed) and records since when the webhook is failing —
+// disabling it, with a webhook.disabled event to the other endpoints, once
+// that is longer ago than r.DisableAfter.
+func (db *DB) RecordAttempt(ctx context.Context, c *ClaimedDelivery, r AttemptResult) (RecordOutcome, error) {
+	var out RecordOutcome
+	err := db.Update(ctx, func(tx *Tx) error {
+		out = RecordOutcome{}
+		now := tx.db.Now()
+		// Lock order: the webhook, then its deliveries (as UpdateWebhook).
+		if r.Succeeded {
+			res, err := tx.Exec(`UPDATE webhooks SET failing_since = 0 WHERE id = ? AND failing_since <> 0`, c.WebhookID)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				res, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
+					WHERE webhook_id = ? AND status = 'pending' AND next_attempt_at > ? AND id <> ?`,
+					micros(now), micros(now), c.WebhookID, micros(now), c.ID)
+				if err != nil {
+					return err
+				}
+				out.Released, _ = res.RowsAffected()
+			}
+			return tx.appendAttempt(c.ID, r.Attempt, wabsync.DeliverySucceeded, nil, now)
+		}
+		var sessionID sql.NullString
+		var failingSince int64
+		var enabled int
+		var url string
+		err := tx.QueryRow(`SELECT session_id, failing_since, enabled, url FROM webhooks WHERE id = ?`+tx.db.forUpdate(), c.WebhookID).
+			Scan(&sessionID, &failingSince, &enabled, &url)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // deleted meanwhile, with its deliveries
+		}
+		if err != nil {
+			return err
+		}
+		if failingSince == 0 {
+			failingSince = micros(r.Attempt.At)
+			if _, err := tx.Exec(`UPDATE webhooks SET failing_since = ? WHERE id = ?`, failingSince, c.WebhookID); err != nil {
+				return err
+			}
+		}
+		status, next := wabsync.DeliveryPending, &r.NextAttemptAt
+		if r.NextAttemptAt.IsZero() {
+			status, next = wabsync.DeliveryFailed, nil
+		}
+		if err := tx.appendAttempt(c.ID, r.Attempt, status, next, now); err != nil {
+			return err
+		}
+		since := fromMicros(failingSince)
+		if enabled == 1 && r.DisableAfter > 0 && now.Sub(since) >= r.DisableAfter {
+			reason := fmt.Sprintf("Every delivery failed since %s (last: %s).", since.Format(time.RFC3339), r.Attempt.Error)
+			if _, err := tx.Exec(`UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`,
+				reason, micros(now), c.WebhookID); err != nil {
+				return err
+			}
+			if err := tx.pauseDeliveries(c.WebhookID, now); err != nil {
+				return err
+			}
+			var sid *string
+			if sessionID.Valid {
+				sid = &sessionID.String
+			}
+			if _, err := tx.AddEvent(sid, wabsync.EventWebhookDisabled, WebhookDisabledData{
+				WebhookID: c.WebhookID, URL: url, Reason: reason, FailingSince: since,
+			}); err != nil {
+				return err
+			}
+			out.Disabled = true
+		}
+		return nil
+	})
+	return out, err
+}
+
+// WebhookDisabledData is the data of a webhook.disabled event.
+type WebhookDisabledData struct {
+	WebhookID    string    `json:"webhook_id"`
+	URL          string    `json:"url"`
+	Reason       string    `json:"reason"`
+	FailingSince time.Time `json:"failing_since"`
+}
+
+// appendAttempt adds a to the log of delivery id and sets its status and
+// next attempt, ending any claim. A delivery that already succeeded (a
+// duplicate attempt after a lapsed claim) keeps its status.
+func (tx *Tx) appendAttempt(id string, a wabsync.DeliveryAttempt, status string, next *time.Time, now time.Time) error {
+	var cur, attempts string
+	err := tx.QueryRow(`SELECT status, attempts FROM deliveries WHERE id = ?`+tx.db.forUpdate(), id).Scan(&cur, &attempts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // deleted with its webhook meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	log, err := appendAttemptJSON(attempts, a)
+	if err != nil {
+		return err
+	}
+	if cur == wabsync.DeliverySucceeded {
+		status, next = cur, nil
+	}
+	var nextV any
+	if next != nil {
+		nextV = micros(*next)
+	}
+	_, err = tx.Exec(`UPDATE deliveries SET status = ?, attempts = ?, attempt_count = attempt_count + 1, next_attempt_at = ?,
+		claimed_until = 0, updated_at = ? WHERE id = ?`, status, log, nextV, micros(now), id)
+	return err
+}
+
+// appendAttemptJSON appends a to the JSON array log without decoding it
+// when it can, keeping at most maxStoredAttempts.
+func appendAttemptJSON(log string, a wabsync.DeliveryAttempt) (string, error) {
+	enc, err := json.Marshal(a)
+	if err != nil {
+		return "", err
+	}
+	log = strings.TrimSpace(log)
+	if log == "" || log == "[]" {
+		return "[" + string(enc) + "]", nil
+	}
+	if strings.Count(log, `{"at":`) < maxStoredAttempts {
+		return log[:len(log)-1] + "," + string(enc) + "]", nil
+	}
+	var all []json.RawMessage
+	if err := json.Unmarshal([]byte(log), &all); err != nil {
+		return "", err
+	}
+	all = append(all[len(all)-maxStoredAttempts+1:], enc)
+	b, err := json.Marshal(all)
+	return string(b), err
+}
+
+// ReleaseClaims ends the claims on deliveries that a worker holds but will
+// not attempt (it is shutting down), so that another takes them at once
+// rather than when the lease lapses.
+func (db *DB) ReleaseClaims(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return db.Update(ctx, func(tx *Tx) error {
+		_, err := tx.Exec(`UPDATE deliveries SET claimed_until = 0 WHERE status = 'pending' AND id IN (?`+strings.Repeat(`, ?`, len(ids)-1)+`)`, args...)
+		return err
+	})
+}

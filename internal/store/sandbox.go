@@ -1,0 +1,59 @@
+package store
+
+import (
+	"context"
+	"strings"
+
+	"github.com/wabsync/wabsync"
+)
+
+// PutMail stores a sandbox network packet for phone (sandbox.Mailbox).
+func (db *DB) PutMail(ctx context.Context, toPhone string, body []byte) error {
+	return db.Update(ctx, func(tx *Tx) error {
+		_, err := tx.Exec(`INSERT INTO sandbox_mailbox (id, to_phone, body, created_at) VALUES (?, ?, ?, ?)`,
+			wabsync.NewID("mail"), toPhone, string(body), micros(db.Now()))
+		return err
+	})
+}
+
+// TakeMail returns up to limit packets for phone, oldest first.
+func (db *DB) TakeMail(ctx context.Context, toPhone string, limit int) ([]string, [][]byte, error) {
+	rows, err := db.read.QueryContext(ctx, db.rebind(`SELECT id, body FROM sandbox_mailbox WHERE to_phone = ? ORDER BY id LIMIT ?`), toPhone, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	var bodies [][]byte
+	for rows.Next() {
+		var id, body string
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, nil, err
+		}
+		ids = append(ids, id)
+		bodies = append(bodies, []byte(body))
+	}
+	return ids, bodies, rows.Err()
+}
+
+// DeleteMail removes delivered packets.
+func (db *DB) DeleteMail(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	q := `DELETE FROM sandbox_mailbox WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return db.Update(ctx, func(tx *Tx) error {
+		_, err := tx.Exec(q, args...)
+		return err
+	})
+}
+
+// PhoneInUse reports whether a sandbox session is linked to phone.
+func (db *DB) PhoneInUse(ctx context.Context, phone string) (bool, error) {
+	id, err := db.SessionByPhone(ctx, phone)
+	return id != "", err
+}
