@@ -27,7 +27,7 @@ func MustWebhook(tb testing.TB, db *store.DB, sid *string, url string, events ..
 		events = []string{"*"}
 	}
 	w := &wabsync.Webhook{SessionID: sid, URL: url, Events: events, Enabled: true, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-	if err := db.CreateWebhook(context.Background(), w, ); err != nil {
+	if err := db.CreateWebhook(context.Background(), w); err != nil {
 		tb.Fatal(err)
 	}
 	return w

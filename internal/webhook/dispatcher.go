@@ -1,0 +1,515 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/safehttp"
+	"github.com/wabsync/wabsync/internal/store"
+)
+
+// Options tune a Dispatcher. Zero values take the defaults named.
+type Options struct {
+	// AllowPrivate lets deliveries reach loopback, private, link-local and
+	// metadata addresses (WABSYNC_ALLOW_PRIVATE_URLS). Off, such targets are
+	// refused when dialled, whatever the URL's host resolved to at creation.
+	AllowPrivate bool
+	// Timeout bounds one attempt, from dialling to the end of the response
+	// (default 10 s).
+	Timeout time.Duration
+	// Concurrency bounds the attempts in flight overall (default 64).
+	Concurrency int
+	// PerEndpoint bounds the attempts in flight to one webhook (default 4),
+	// so that a slow receiver holds at most that many of the Concurrency
+	// slots and never starves the others.
+	PerEndpoint int
+	// QueuePerEndpoint bounds the deliveries of one webhook this node holds
+	// (claimed, waiting or in flight; default 64).
+	QueuePerEndpoint int
+	// MaxHeld bounds the deliveries this node holds overall (default 2048).
+	MaxHeld int
+	// BatchSize is the most deliveries one claim takes (default 256).
+	BatchSize int
+	// Lease is how long a claim lasts before another worker may take the
+	// delivery (default: long enough for a full endpoint queue to drain at
+	// Timeout per attempt, at least one minute). A worker that dies loses
+	// its claims when they lapse.
+	Lease time.Duration
+	// PollInterval is how often the queue is checked without a Notify: for
+	// retries that fall due and for events stored by other nodes (default 1 s).
+	PollInterval time.Duration
+	// Schedule is the retry schedule (default DefaultSchedule).
+	Schedule []time.Duration
+	// RetryFor is how long a delivery is retried before it is marked failed
+	// (default 3 days); the last attempt is the first one past it.
+	RetryFor time.Duration
+	// DisableAfter disables a webhook whose every attempt failed for this
+	// long (default 3 days; negative: never).
+	DisableAfter time.Duration
+	// MaxResponse is how much of a response is read (default 64 KiB).
+	MaxResponse int64
+	// Now is the clock (default: the database's). Retry times, the
+	// webhook-timestamp header and attempt times come from it.
+	Now func() time.Time
+	// Logger logs failures (never secrets or bodies).
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults(db *store.DB) {
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
+	if o.PerEndpoint <= 0 {
+		o.PerEndpoint = 4
+	}
+	if o.QueuePerEndpoint <= 0 {
+		o.QueuePerEndpoint = 64
+	}
+	o.QueuePerEndpoint = max(o.QueuePerEndpoint, o.PerEndpoint)
+	if o.MaxHeld <= 0 {
+		o.MaxHeld = 2048
+	}
+	o.MaxHeld = max(o.MaxHeld, o.QueuePerEndpoint)
+	if o.BatchSize <= 0 {
+		o.BatchSize = 256
+	}
+	if o.Lease <= 0 {
+		waits := o.QueuePerEndpoint/o.PerEndpoint + 2
+		o.Lease = max(time.Minute, time.Duration(waits)*o.Timeout)
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if len(o.Schedule) == 0 {
+		o.Schedule = DefaultSchedule
+	}
+	if o.RetryFor <= 0 {
+		o.RetryFor = 72 * time.Hour
+	}
+	if o.DisableAfter == 0 {
+		o.DisableAfter = 72 * time.Hour
+	}
+	if o.MaxResponse <= 0 {
+		o.MaxResponse = 64 << 10
+	}
+	if o.Now == nil {
+		o.Now = func() time.Time { return db.Now() }
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// userAgent is sent with every delivery.
+var userAgent = "WabSync-Webhooks/" + wabsync.Version
+
+// Dispatcher delivers due webhook deliveries: it claims them from the store
+// in batches, POSTs each signed event, and records every attempt. Run it
+// once per node; several nodes may run one against the same PostgreSQL
+// database. Wake it with Notify when events are stored.
+type Dispatcher struct {
+	db     *store.DB
+	o      Options
+	client *http.Client
+
+	wake chan struct{} // Notify
+	room chan struct{} // held deliveries dropped below a claim threshold
+	stop chan struct{}
+	done chan struct{}
+
+	mu       sync.Mutex
+	cond     *sync.Cond // broadcast when a held delivery is finished
+	eps      map[string]*endpoint
+	ready    []*endpoint // endpoints with queued deliveries and a free slot
+	held     int
+	inflight int
+	stopping bool
+	running  bool
+	wg       sync.WaitGroup
+
+	attempts  atomic.Int64
+	succeeded atomic.Int64
+}
+
+// endpoint is the deliveries this node holds for one webhook.
+type endpoint struct {
+	id       string
+	queue    []*store.ClaimedDelivery
+	inflight int
+	held     int
+	inReady  bool
+}
+
+// NewDispatcher returns a Dispatcher over db. It shares one HTTP transport
+// (connections are reused) that refuses private targets unless
+// o.AllowPrivate and follows no redirects.
+func NewDispatcher(db *store.DB, o Options) *Dispatcher {
+	o.setDefaults(db)
+	d := &Dispatcher{
+		db: db,
+		o:  o,
+		client: safehttp.NewClient(safehttp.Options{
+			AllowPrivate:    o.AllowPrivate,
+			Timeout:         o.Timeout,
+			MaxRedirects:    0,
+			MaxConnsPerHost: o.Concurrency,
+		}),
+		wake: make(chan struct{}, 1),
+		room: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+		eps:  map[string]*endpoint{},
+	}
+	d.cond = sync.NewCond(&d.mu)
+	return d
+}
+
+// Notify tells the dispatcher that deliveries may be due (an event was
+// stored). It never blocks; the store's OnEvent hook calls it.
+func (d *Dispatcher) Notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats are counters since the dispatcher started.
+type Stats struct {
+	Attempts  int64 // attempts made
+	Succeeded int64 // attempts answered with a 2xx
+}
+
+// Stats returns the dispatcher's counters.
+func (d *Dispatcher) Stats() Stats {
+	return Stats{Attempts: d.attempts.Load(), Succeeded: d.succeeded.Load()}
+}
+
+// ErrRunning is returned by Run when the dispatcher already runs or was closed.
+var ErrRunning = errors.New("webhook: dispatcher already running or closed")
+
+// Run delivers until ctx ends or Close is called. It then stops claiming,
+// lets the attempts in flight finish (each bounded by Timeout) and records
+// them, and hands back the deliveries it held but had not started.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	d.mu.Lock()
+	if d.running || d.stopping {
+		d.mu.Unlock()
+		return ErrRunning
+	}
+	d.running = true
+	d.mu.Unlock()
+	defer close(d.done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-d.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	ticker := time.NewTicker(d.o.PollInterval)
+	defer ticker.Stop()
+	for ctx.Err() == nil {
+		n, err := d.claim(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.o.Logger.Warn("webhook: claiming deliveries failed", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-ticker.C:
+			}
+			continue
+		}
+		if n > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-d.wake:
+		case <-d.room:
+		case <-ticker.C:
+		}
+	}
+	d.shutdown()
+	return nil
+}
+
+// Close stops Run and waits for it to finish its attempts in flight.
+func (d *Dispatcher) Close() error {
+	d.mu.Lock()
+	running := d.running
+	if !d.stopping {
+		d.stopping = true
+		close(d.stop)
+	}
+	d.mu.Unlock()
+	if running {
+		<-d.done
+	}
+	d.client.CloseIdleConnections()
+	return nil
+}
+
+// RunOnce delivers everything that is due now, including deliveries that
+// fall due while it runs (a webhook.disabled event's, a recovered
+// endpoint's released backlog), and returns once every attempt is recorded.
+// It reports how many attempts it made. Tests drive the dispatcher with it
+// and a fake clock; it must not run alongside Run.
+func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := d.claim(ctx)
+		total += n
+		if err != nil {
+			d.waitIdle()
+			return total, err
+		}
+		if n > 0 {
+			continue
+		}
+		if !d.waitIdle() {
+			return total, nil
+		}
+	}
+}
+
+// waitIdle waits until no delivery is held, and reports whether it had to
+// wait (so that claiming again may find more).
+func (d *Dispatcher) waitIdle() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	waited := false
+	for d.held > 0 {
+		waited = true
+		d.cond.Wait()
+	}
+	return waited
+}
+
+// lowWater is the free room below which the dispatcher does not claim, so
+// that a busy queue is claimed in batches rather than one delivery at a time.
+func (d *Dispatcher) lowWater() int { return max(1, min(d.o.BatchSize, d.o.MaxHeld/2)) }
+
+// claim claims due deliveries into the endpoint queues and starts what the
+// concurrency bounds allow. It reports how many it claimed.
+func (d *Dispatcher) claim(ctx context.Context) (int, error) {
+	d.mu.Lock()
+	if d.stopping {
+		d.mu.Unlock()
+		return 0, nil
+	}
+	free := d.o.MaxHeld - d.held
+	if free < d.lowWater() && d.held > 0 {
+		d.mu.Unlock()
+		return 0, nil
+	}
+	room := make(map[string]int, len(d.eps))
+	for id, ep := range d.eps {
+		// An endpoint more than half full is left out until it drains to
+		// half, so that its backlog is claimed in batches too.
+		if ep.held > d.o.QueuePerEndpoint/2 {
+			room[id] = 0
+		} else {
+			room[id] = d.o.QueuePerEndpoint - ep.held
+		}
+	}
+	d.mu.Unlock()
+
+	claimed, err := d.db.ClaimDeliveries(ctx, d.o.Now(), store.ClaimOptions{
+		Limit:         min(free, d.o.BatchSize),
+		Lease:         d.o.Lease,
+		MaxPerWebhook: d.o.QueuePerEndpoint,
+		Room:          room,
+	})
+	if err != nil || len(claimed) == 0 {
+		return 0, err
+	}
+	d.mu.Lock()
+	for _, c := range claimed {
+		ep := d.eps[c.WebhookID]
+		if ep == nil {
+			ep = &endpoint{id: c.WebhookID}
+			d.eps[c.WebhookID] = ep
+		}
+		ep.queue = append(ep.queue, c)
+		ep.held++
+		d.held++
+		d.markReady(ep)
+	}
+	d.pump()
+	d.mu.Unlock()
+	return len(claimed), nil
+}
+
+// markReady puts ep in the ready ring if it has work and a free slot.
+// d.mu is held.
+func (d *Dispatcher) markReady(ep *endpoint) {
+	if !ep.inReady && len(ep.queue) > 0 && ep.inflight < d.o.PerEndpoint {
+		ep.inReady = true
+		d.ready = append(d.ready, ep)
+	}
+}
+
+// pump starts attempts, round-robin over the ready endpoints, while there
+// are free slots. d.mu is held.
+func (d *Dispatcher) pump() {
+	for !d.stopping && d.inflight < d.o.Concurrency && len(d.ready) > 0 {
+		ep := d.ready[0]
+		d.ready[0] = nil
+		d.ready = d.ready[1:]
+		ep.inReady = false
+		c := ep.queue[0]
+		ep.queue[0] = nil
+		ep.queue = ep.queue[1:]
+		ep.inflight++
+		d.inflight++
+		d.markReady(ep)
+		d.wg.Add(1)
+		go d.deliver(ep, c)
+	}
+}
+
+// deliver makes one attempt at c and records it.
+func (d *Dispatcher) deliver(ep *endpoint, c *store.ClaimedDelivery) {
+	defer d.wg.Done()
+	a, ok := d.attempt(c)
+	d.attempts.Add(1)
+	if ok {
+		d.succeeded.Add(1)
+	}
+	d.mu.Lock()
+	ep.inflight--
+	d.inflight--
+	d.markReady(ep)
+	d.pump()
+	d.mu.Unlock()
+
+	d.record(c, a, ok)
+
+	d.mu.Lock()
+	ep.held--
+	d.held--
+	if ep.held == 0 {
+		delete(d.eps, ep.id)
+	}
+	if ep.held == d.o.QueuePerEndpoint/2 || d.held == d.o.MaxHeld-d.lowWater() || d.held == 0 {
+		select {
+		case d.room <- struct{}{}:
+		default:
+		}
+	}
+	d.cond.Broadcast()
+	d.mu.Unlock()
+}
+
+// attempt POSTs c's event, signed, and reports the attempt and whether it
+// succeeded (a 2xx within the timeout).
+func (d *Dispatcher) attempt(c *store.ClaimedDelivery) (wabsync.DeliveryAttempt, bool) {
+	at := d.o.Now().UTC()
+	a := wabsync.DeliveryAttempt{At: at}
+	req, err := http.NewRequest(http.MethodPost, c.URL, bytes.NewReader(c.Body))
+	if err != nil {
+		a.Error = "invalid URL"
+		return a, false
+	}
+	h := req.Header
+	h["Content-Type"] = []string{"application/json"}
+	h["User-Agent"] = []string{userAgent}
+	h["Webhook-Id"] = []string{c.EventID}
+	h["Webhook-Timestamp"] = []string{strconv.FormatInt(at.Unix(), 10)}
+	h["Webhook-Signature"] = []string{SignAll(c.Secrets, c.EventID, at, c.Body)}
+	start := time.Now()
+	resp, err := d.client.Do(req)
+	if err == nil {
+		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, d.o.MaxResponse))
+		resp.Body.Close()
+		a.StatusCode = resp.StatusCode
+	}
+	a.LatencyMS = time.Since(start).Milliseconds()
+	switch {
+	case a.StatusCode == 0:
+		a.Error = attemptError(err)
+	case a.StatusCode < 200 || a.StatusCode > 299:
+		a.Error = "HTTP " + strconv.Itoa(a.StatusCode)
+		if a.StatusCode >= 300 && a.StatusCode < 400 {
+			a.Error += " (redirects are not followed)"
+		}
+	case err != nil:
+		// A 2xx whose body broke off still counts: the receiver answered.
+	}
+	return a, a.Error == ""
+}
+
+// record stores the attempt. It outlives Close: an attempt that was made is
+// recorded, or its claim lapses and it is made again.
+func (d *Dispatcher) record(c *store.ClaimedDelivery, a wabsync.DeliveryAttempt, ok bool) {
+	r := store.AttemptResult{Attempt: a, Succeeded: ok}
+	if !ok {
+		if a.At.Sub(c.CreatedAt) < d.o.RetryFor {
+			r.NextAttemptAt = a.At.Add(Backoff(d.o.Schedule, c.AttemptCount+1))
+		}
+		if d.o.DisableAfter > 0 {
+			r.DisableAfter = d.o.DisableAfter
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := d.db.RecordAttempt(ctx, c, r)
+	if err != nil {
+		d.o.Logger.Error("webhook: recording an attempt failed; it will be made again when its claim lapses",
+			"webhook_id", c.WebhookID, "delivery_id", c.ID, "err", err)
+		return
+	}
+	if !ok {
+		d.o.Logger.Debug("webhook: delivery failed", "webhook_id", c.WebhookID, "delivery_id", c.ID,
+			"attempt", c.AttemptCount+1, "error", a.Error, "next_attempt_at", r.NextAttemptAt)
+	}
+	if out.Disabled {
+		d.o.Logger.Warn("webhook: endpoint disabled after failing for too long", "webhook_id", c.WebhookID)
+	}
+	if out.Released > 0 {
+		d.o.Logger.Info("webhook: endpoint recovered; its waiting deliveries are due now",
+			"webhook_id", c.WebhookID, "released", out.Released)
+		d.Notify()
+	}
+}
+
+// shutdown hands back the deliveries held but not started and waits for
+// the attempts in flight.
+func (d *Dispatcher) shutdown() {
+	d.mu.Lock()
+	d.stopping = true
+	var ids []string
+	for id, ep := range d.eps {
+		for _, c := range ep.queue {
+			ids = append(ids, c.ID)
+		}
+		ep.held -= len(ep.queue)
+		d.held -= len(ep.queue)
+		ep.queue = nil
+		if ep.held == 0 {
+			delete(d.eps, id)
+		}
+	}
+	d.ready = nil
+	d.cond.Broadcast()
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.db.ReleaseClaims(ctx, ids); err != nil {
+		d.o.Logger.Warn("webhook: releasing claims failed; they lapse with their lease", "err", err)
+	}
+	d.wg.Wait()
+}
