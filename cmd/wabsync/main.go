@@ -19,10 +19,14 @@ import (
 	"time"
 
 	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/api"
+	"github.com/wabsync/wabsync/internal/apidocs"
 	"github.com/wabsync/wabsync/internal/engine/sandbox"
 	"github.com/wabsync/wabsync/internal/eventbus"
 	"github.com/wabsync/wabsync/internal/httpapi"
+	"github.com/wabsync/wabsync/internal/media"
 	"github.com/wabsync/wabsync/internal/ratelimit"
+	"github.com/wabsync/wabsync/internal/safehttp"
 	"github.com/wabsync/wabsync/internal/session"
 	"github.com/wabsync/wabsync/internal/store"
 )
@@ -98,6 +102,7 @@ type Main struct {
 	Bus      *eventbus.Bus
 	API      *httpapi.Server
 	Limiter  *ratelimit.Limiter
+	Blobs    *media.Store
 
 	listener net.Listener
 	server   *http.Server
@@ -156,6 +161,24 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Limiter = lim
 
+	blobs, err := media.NewStore(filepath.Join(cfg.DataDir, "media"))
+	if err != nil {
+		return fmt.Errorf("media store: %w", err)
+	}
+	m.Blobs = blobs
+	keyHex, err := db.Setting(ctx, "media_link_key", func() string { return wabsync.RandomBase62(48) })
+	if err != nil {
+		return fmt.Errorf("media link key: %w", err)
+	}
+	signer := media.NewSigner([]byte(keyHex))
+	fetcher := media.NewFetcher(blobs, safehttp.NewClient(safehttp.Options{AllowPrivate: cfg.AllowPrivateURLs,
+		Timeout: 60 * time.Second, MaxRedirects: media.FetchMaxRedirects}), cfg.MaxUpload)
+	db.Decorate = func(msg *wabsync.Message) {
+		if msg.Media != nil && msg.Direction == wabsync.DirectionIn {
+			msg.Media.URL = signer.URL(m.publicURL(), msg.ID, mediaLinkTTL, time.Now())
+		}
+	}
+
 	m.Sandbox = sandbox.NewNetwork(db, sandbox.Options{QRTTL: cfg.QRTTL})
 	factories := map[string]wabsync.EngineFactory{wabsync.EngineSandbox: m.Sandbox}
 
@@ -163,7 +186,10 @@ func (m *Main) Run(ctx context.Context) error {
 		MetricsPublic: cfg.MetricsPublic}, db, lim, httpapi.Deps{}, m.Logger)
 	m.Sessions = session.NewManager(session.Options{DB: db, Factories: factories, Logger: m.Logger,
 		ReconnectBase: cfg.ReconnectBase, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
-		OnTokensChanged: m.API.ForgetSessionTokens})
+		OnTokensChanged: m.API.ForgetSessionTokens, Blobs: blobOpener{blobs}})
+	db.OnMessageQueued = m.Sessions.Wake
+	m.API.SetMedia(httpapi.MediaDeps{Blobs: blobs, Fetcher: fetcher, Signer: signer})
+	m.API.SetDocs(apidocs.Handler(api.YAML()))
 	m.API.SetSessions(m.Sessions)
 	m.API.SetEventBus(m.Bus)
 	m.API.SetSandbox(m.Sandbox)
@@ -193,6 +219,27 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("wabsync serving", "addr", ln.Addr().String(), "database", db.Dialect(), "data_dir", absPath(cfg.DataDir), "version", wabsync.Version)
 	return nil
 }
+
+// mediaLinkTTL is how long the signed media links in events work: longer
+// than webhook retries last, so a late delivery still has a working link.
+const mediaLinkTTL = 7 * 24 * time.Hour
+
+// publicURL is the base of signed links: WABSYNC_PUBLIC_URL, or the
+// listening address.
+func (m *Main) publicURL() string {
+	if m.Config.PublicURL != "" {
+		return m.Config.PublicURL
+	}
+	if m.listener == nil {
+		return "http://localhost:8080"
+	}
+	_, port, _ := net.SplitHostPort(m.listener.Addr().String())
+	return "http://localhost:" + port
+}
+
+type blobOpener struct{ s *media.Store }
+
+func (b blobOpener) OpenBlob(key string) (io.ReadCloser, error) { return b.s.Open(key) }
 
 func absPath(p string) string {
 	if a, err := filepath.Abs(p); err == nil {

@@ -43,6 +43,7 @@ func (s *Server) routes() []route {
 		{"GET /metrics", metricsAuth, s.handleMetrics},
 	}
 	rs = append(rs, s.sessionRoutes()...)
+	rs = append(rs, s.messageRoutes()...)
 	rs = append(rs, s.sandboxRoutes()...)
 	rs = append(rs, s.webhookRoutes()...)
 	return rs

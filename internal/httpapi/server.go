@@ -4,13 +4,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"bytes"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,11 +41,12 @@ type Server struct {
 	handler http.Handler
 	deps    Deps
 
-	tokens sync.Map // token hash → *cachedPrincipal
+	tokens  sync.Map // token hash → *cachedPrincipal
 	bus     *eventbus.Bus
 	sandbox SandboxService
 	docs    http.Handler
-	ready  atomic.Bool
+	media   MediaDeps
+	ready   atomic.Bool
 }
 
 // Deps are the services the handlers call.

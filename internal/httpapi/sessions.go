@@ -22,6 +22,8 @@ type SessionService interface {
 	Delete(ctx context.Context, id string) error
 	PairCode(ctx context.Context, id, phone string) (string, error)
 	RotateToken(ctx context.Context, id string) (string, error)
+	// Engine returns the engine of a connected session on this node, or nil.
+	Engine(id string) wabsync.Engine
 }
 
 func (s *Server) sessionRoutes() []route {
@@ -205,7 +207,7 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	s.ForgetSessionTokens(id)
-	respond(w, http.StatusOK, "Session deleted", map[string]string{"id": id})
+	respond(w, http.StatusOK, "Session deleted", map[string]any{"id": id, "deleted": true})
 	return nil
 }
 

@@ -36,6 +36,8 @@ type Options struct {
 	// SendRate and SendBurst pace each session's sending (defaults 20/s, 20).
 	SendRate  float64
 	SendBurst int
+	// Blobs opens stored media for sending.
+	Blobs BlobOpener
 	// OnTokensChanged is told when a session's token was rotated or deleted.
 	OnTokensChanged func(sessionID string)
 }
@@ -179,6 +181,7 @@ func (m *Manager) start(ctx context.Context, id, reason string) (*wabsync.Sessio
 	r.mu.Lock()
 	r.engine = eng
 	r.status = wabsync.StatusStarting
+	r.phone, r.cfg = s.Phone, s.Config
 	r.mu.Unlock()
 	m.wg.Add(1)
 	go func() {

@@ -22,6 +22,8 @@ type runner struct {
 	attempts int // connection attempts failed in a row
 	timer    *time.Timer
 	stopped  bool
+	phone    string
+	cfg      wabsync.SessionConfig
 
 	send sender
 }
@@ -36,7 +38,7 @@ func (r *runner) stop() {
 		r.timer.Stop()
 	}
 	r.mu.Unlock()
-	r.send.wait()
+	r.waitSender()
 	if eng != nil {
 		eng.Disconnect()
 		_ = eng.Close()
@@ -159,6 +161,9 @@ func (r *runner) handle(ctx context.Context, ev wabsync.EngineEvent) error {
 		r.attempts = 0
 		if r.timer != nil {
 			r.timer.Stop()
+		}
+		if ev.Phone != "" {
+			r.phone = ev.Phone
 		}
 		r.setStatusLocked(wabsync.StatusConnected, "Connected.", func(s *wabsync.Session) {
 			if ev.Phone != "" {

@@ -2,22 +2,44 @@ package session
 
 import (
 	"context"
+	"errors"
+	"io"
+	"time"
 
 	"github.com/wabsync/wabsync"
 )
 
+// BlobOpener opens stored media by key.
+type BlobOpener interface {
+	OpenBlob(key string) (io.ReadCloser, error)
+}
+
 // sender is a runner's outbox drain: a goroutine that runs only while the
-// session has queued messages.
+// session has queued messages, pacing them with a token bucket.
 type sender struct {
 	running bool
 	again   bool
 	done    chan struct{}
+	tokens  float64
+	last    time.Time
 }
 
 // wait blocks until the sender goroutine (if any) has finished.
-func (s *sender) wait() {
-	if s.done != nil {
-		<-s.done
+func (r *runner) waitSender() {
+	r.mu.Lock()
+	done := r.send.done
+	r.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// Wake tells the session's sender that messages are queued.
+func (m *Manager) Wake(sessionID string) {
+	if r := m.runner(sessionID); r != nil {
+		r.mu.Lock()
+		r.wakeLocked()
+		r.mu.Unlock()
 	}
 }
 
@@ -32,32 +54,175 @@ func (r *runner) wakeLocked() {
 	}
 	r.send.running = true
 	r.send.done = make(chan struct{})
+	r.m.wg.Add(1)
 	go r.sendLoop(r.send.done)
 }
 
 func (r *runner) sendLoop(done chan struct{}) {
+	defer r.m.wg.Done()
 	defer close(done)
 	for {
-		n := r.m.sendQueued(r)
+		n, retry := r.m.sendQueued(r)
 		r.mu.Lock()
-		if n > 0 || r.send.again {
+		if !r.stopped && r.status == wabsync.StatusConnected && (n > 0 || r.send.again) && !retry {
 			r.send.again = false
-			if !r.stopped && r.status == wabsync.StatusConnected {
-				r.mu.Unlock()
-				continue
-			}
+			r.mu.Unlock()
+			continue
 		}
 		r.send.running = false
+		if retry && !r.stopped {
+			// A transient failure: try again a little later.
+			r.m.wg.Add(1)
+			time.AfterFunc(2*time.Second, func() {
+				defer r.m.wg.Done()
+				r.mu.Lock()
+				r.wakeLocked()
+				r.mu.Unlock()
+			})
+		}
 		r.mu.Unlock()
 		return
 	}
 }
 
-// handleData handles events that carry messages and receipts.
-func (m *Manager) handleData(ctx context.Context, r *runner, ev wabsync.EngineEvent) error {
-	return nil
+// pace waits for a send token; it returns false if the runner stopped.
+func (r *runner) pace() bool {
+	rate, burst := r.m.opts.SendRate, float64(r.m.opts.SendBurst)
+	r.mu.Lock()
+	if r.cfg.SendRate > 0 {
+		rate = r.cfg.SendRate
+	}
+	if r.cfg.SendBurst > 0 {
+		burst = float64(r.cfg.SendBurst)
+	}
+	r.mu.Unlock()
+	for {
+		now := time.Now()
+		if r.send.last.IsZero() {
+			r.send.tokens = burst
+		} else {
+			r.send.tokens += now.Sub(r.send.last).Seconds() * rate
+			if r.send.tokens > burst {
+				r.send.tokens = burst
+			}
+		}
+		r.send.last = now
+		if r.send.tokens >= 1 {
+			r.send.tokens--
+			return true
+		}
+		wait := time.Duration((1 - r.send.tokens) / rate * float64(time.Second))
+		time.Sleep(wait)
+		r.mu.Lock()
+		ok := !r.stopped && r.status == wabsync.StatusConnected
+		r.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
 }
 
-// sendQueued sends what the session has queued; it returns how many it
-// handled.
-func (m *Manager) sendQueued(r *runner) int { return 0 }
+// sendQueued sends what the session has queued, in order. It returns how
+// many messages it handled, and whether to retry later (a transient error).
+func (m *Manager) sendQueued(r *runner) (int, bool) {
+	ctx := context.Background()
+	batch, err := m.db.Outbox(ctx, r.id, 100)
+	if err != nil {
+		m.logger.Error("reading the outbox", "session_id", r.id, "err", err)
+		return 0, true
+	}
+	if len(batch) == 0 {
+		return 0, false
+	}
+	var queued []string
+	for _, msg := range batch {
+		if msg.Status == wabsync.MsgQueued {
+			queued = append(queued, msg.ID)
+		}
+	}
+	// Each message's WhatsApp id was fixed when it was accepted; marking the
+	// batch "sending" before the network call records that a resend after
+	// a crash must reuse it (the network de-duplicates by it).
+	if len(queued) > 0 {
+		if err := m.db.MarkSending(ctx, r.id, queued); err != nil {
+			m.logger.Error("marking messages sending", "session_id", r.id, "err", err)
+			return 0, true
+		}
+	}
+	for i, msg := range batch {
+		if !r.pace() {
+			return i, false
+		}
+		r.mu.Lock()
+		eng, ok := r.engine, !r.stopped && r.status == wabsync.StatusConnected
+		r.mu.Unlock()
+		if !ok {
+			return i, false
+		}
+		out, ferr := m.outgoing(ctx, msg)
+		if ferr != nil {
+			if err := m.db.MarkFailed(ctx, r.id, msg.ID, ferr.Code, ferr.Message); err != nil {
+				return i, true
+			}
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		res, err := eng.Send(sctx, out)
+		cancel()
+		if err != nil {
+			var ee *wabsync.EngineError
+			if errors.As(err, &ee) && (ee.Permanent || ee.Code == wabsync.MsgErrNotOnWhatsApp || ee.Code == wabsync.MsgErrReachOutLocked ||
+				ee.Code == wabsync.MsgErrMediaUpload || ee.Code == wabsync.MsgErrTargetNotFound) {
+				if err := m.db.MarkFailed(ctx, r.id, msg.ID, ee.Code, ee.Message); err != nil {
+					return i, true
+				}
+				continue
+			}
+			m.logger.Warn("send failed; will retry", "session_id", r.id, "message_id", msg.ID, "err", err)
+			return i, true
+		}
+		if err := m.db.MarkSent(ctx, r.id, msg.ID, res.Timestamp); err != nil {
+			m.logger.Error("recording a sent message", "session_id", r.id, "message_id", msg.ID, "err", err)
+			return i, true
+		}
+	}
+	return len(batch), false
+}
+
+// outgoing builds the engine's form of a stored message, resolving the
+// messages it refers to.
+func (m *Manager) outgoing(ctx context.Context, msg *wabsync.Message) (*wabsync.OutgoingMessage, *wabsync.MessageError) {
+	out := &wabsync.OutgoingMessage{WAID: msg.WAID, To: msg.ToJID, Kind: msg.Kind, Text: msg.Text, Caption: msg.Caption,
+		LinkPreview: msg.LinkPreview, Mentions: msg.Mentions, Location: msg.Location, Contacts: msg.Contacts}
+	target := func(id string) (*wabsync.Message, *wabsync.MessageError) {
+		t, err := m.db.GetMessage(ctx, msg.SessionID, id)
+		if err != nil {
+			return nil, &wabsync.MessageError{Code: wabsync.MsgErrTargetNotFound, Message: "The message it refers to (" + id + ") is gone."}
+		}
+		return t, nil
+	}
+	if msg.ReplyTo != "" {
+		t, e := target(msg.ReplyTo)
+		if e != nil {
+			return nil, e
+		}
+		out.ReplyTo = &wabsync.QuotedMessage{WAID: t.WAID, Sender: t.FromJID, FromMe: t.Direction == wabsync.DirectionOut, Text: t.Text}
+	}
+	if msg.Reaction != nil {
+		t, e := target(msg.Reaction.MessageID)
+		if e != nil {
+			return nil, e
+		}
+		out.Reaction = &wabsync.OutgoingReaction{Target: wabsync.MessageTarget{WAID: t.WAID, Sender: t.FromJID, FromMe: t.Direction == wabsync.DirectionOut},
+			Emoji: msg.Reaction.Emoji}
+	}
+	if msg.Media != nil {
+		if msg.Media.BlobKey == "" || m.opts.Blobs == nil {
+			return nil, &wabsync.MessageError{Code: wabsync.MsgErrMediaMissing, Message: "The file of this message is not stored."}
+		}
+		key, blobs := msg.Media.BlobKey, m.opts.Blobs
+		out.Media = &wabsync.OutgoingMedia{MimeType: msg.Media.MimeType, Filename: msg.Media.Filename, Size: msg.Media.Size,
+			SHA256: msg.Media.SHA256, BlobKey: key, Open: func() (io.ReadCloser, error) { return blobs.OpenBlob(key) }}
+	}
+	return out, nil
+}

@@ -46,6 +46,9 @@ type DB struct {
 	// OnMessageQueued is called after commit when a session has new queued
 	// messages. It must not block.
 	OnMessageQueued func(sessionID string)
+	// Decorate fills what messages show in events but the store does not
+	// keep (signed media links).
+	Decorate MessageDecorator
 }
 
 // Options tune Open.

@@ -138,6 +138,33 @@ func (n *Network) Inject(ctx context.Context, toPhone string, p *Packet) error {
 	return n.post(ctx, toPhone, p)
 }
 
+// Deliver hands p to the session's engine at once, as if it had just
+// arrived, and returns once the session stored it. The session must be
+// connected on this node.
+func (n *Network) Deliver(ctx context.Context, sessionID string, p *Packet) error {
+	n.mu.Lock()
+	e := n.bySession[sessionID]
+	n.mu.Unlock()
+	if e == nil {
+		return errOffline
+	}
+	if _, ok := e.me(); !ok {
+		return errOffline
+	}
+	p.Type = "message"
+	if p.WAID == "" {
+		p.WAID = newWAID()
+	}
+	if p.At.IsZero() {
+		p.At = n.opts.Now()
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return e.deliver(ctx, body)
+}
+
 // post stores p in the mailbox of phone and wakes its engine if it is online
 // here.
 func (n *Network) post(ctx context.Context, toPhone string, p *Packet) error {
