@@ -60,10 +60,15 @@ func (db *DB) GetDelivery(ctx context.Context, webhookID, id string) (*wabsync.D
 }
 
 // ListDeliveries returns one page of the deliveries of a webhook, newest
-// first; the cursor is the last id of the previous page.
-func (db *DB) ListDeliveries(ctx context.Context, webhookID string, p wabsync.Page) (wabsync.List[*wabsync.Delivery], error) {
+// first, only those in status unless it is ""; the cursor is the last id of
+// the previous page.
+func (db *DB) ListDeliveries(ctx context.Context, webhookID, status string, p wabsync.Page) (wabsync.List[*wabsync.Delivery], error) {
 	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE webhook_id = ?`
 	args := []any{webhookID}
+	if status != "" {
+		q += ` AND status = ?`
+		args = append(args, status)
+	}
 	if p.After != "" {
 		q += ` AND id < ?`
 		args = append(args, p.After)
@@ -91,8 +96,8 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID string, p wabsync.Pa
 
 // RetryDelivery makes delivery id of webhook webhookID pending and due now,
 // whatever its status, and returns it. The webhook must be enabled
-// (CONFLICT otherwise).
-func (db *DB) RetryDelivery(ctx context.Context, webhookID, id string) (*wabsync.Delivery, error) {
+// (CONFLICT otherwise). idem, when set, is remembered in the same transaction.
+func (db *DB) RetryDelivery(ctx context.Context, webhookID, id string, idem *Idempotency) (*wabsync.Delivery, error) {
 	var out *wabsync.Delivery
 	err := db.Update(ctx, func(tx *Tx) error {
 		var enabled int
@@ -116,25 +121,27 @@ func (db *DB) RetryDelivery(ctx context.Context, webhookID, id string) (*wabsync
 			return errDeliveryNotFound
 		}
 		d, err := scanDelivery(tx.QueryRow(`SELECT `+deliveryCols+` FROM deliveries WHERE id = ?`, id))
+		if err != nil {
+			return err
+		}
 		out = d
-		return err
+		return tx.putIdempotency(idem)
 	})
 	return out, err
 }
 
 // AddTestEvent stores a webhook.test event in the webhook's scope (its
 // session, or global) with a single delivery: to that webhook only, not to
-// every endpoint that would match. The webhook must be enabled.
-func (db *DB) AddTestEvent(ctx context.Context, scope *string, webhookID string) (*wabsync.Event, *wabsync.Delivery, error) {
+// every endpoint that would match, whatever its filter, and also when it is
+// disabled (test deliveries are claimed regardless). idem, when set, is
+// remembered in the same transaction.
+func (db *DB) AddTestEvent(ctx context.Context, scope *string, webhookID string, idem *Idempotency) (*wabsync.Event, *wabsync.Delivery, error) {
 	var ev *wabsync.Event
 	var dl *wabsync.Delivery
 	err := db.Update(ctx, func(tx *Tx) error {
 		w, err := tx.getWebhook(scope, webhookID)
 		if err != nil {
 			return err
-		}
-		if !w.Enabled {
-			return wabsync.Errorf(wabsync.EConflict, "The webhook is disabled; enable it before testing it.")
 		}
 		now := tx.db.Now()
 		var seq int64
@@ -167,7 +174,7 @@ func (db *DB) AddTestEvent(ctx context.Context, scope *string, webhookID string)
 			tx.AfterCommit(func() { hook(e) })
 		}
 		ev, dl = e, d
-		return nil
+		return tx.putIdempotency(idem)
 	})
 	return ev, dl, err
 }
@@ -216,7 +223,8 @@ func (db *DB) skipLockedOf(alias string) string {
 	return ""
 }
 
-// ClaimDeliveries claims due deliveries of enabled webhooks at now, oldest
+// ClaimDeliveries claims due deliveries of enabled webhooks (and test
+// deliveries of any) at now, oldest
 // due first, at most o.MaxPerWebhook (or o.Room) per webhook, and returns
 // them. Several workers and nodes may claim at once: on PostgreSQL rows
 // another claim holds are skipped, not waited for.
@@ -231,7 +239,8 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, o ClaimOptions
 	err := db.Update(ctx, func(tx *Tx) error {
 		out = out[:0]
 		q := `SELECT d.id, d.webhook_id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
-			WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND d.claimed_until <= ? AND w.enabled = 1`
+			WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND d.claimed_until <= ?
+				AND (w.enabled = 1 OR d.event_type = 'webhook.test')`
 		args := []any{micros(now), micros(now)}
 		var full []string
 		for id, room := range o.Room {
@@ -363,12 +372,8 @@ func (db *DB) RecordAttempt(ctx context.Context, c *ClaimedDelivery, r AttemptRe
 			}
 			return tx.appendAttempt(c.ID, r.Attempt, wabsync.DeliverySucceeded, nil, now)
 		}
-		var sessionID sql.NullString
 		var failingSince int64
-		var enabled int
-		var url string
-		err := tx.QueryRow(`SELECT session_id, failing_since, enabled, url FROM webhooks WHERE id = ?`+tx.db.forUpdate(), c.WebhookID).
-			Scan(&sessionID, &failingSince, &enabled, &url)
+		err := tx.QueryRow(`SELECT failing_since FROM webhooks WHERE id = ?`+tx.db.forUpdate(), c.WebhookID).Scan(&failingSince)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil // deleted meanwhile, with its deliveries
 		}
@@ -389,37 +394,31 @@ func (db *DB) RecordAttempt(ctx context.Context, c *ClaimedDelivery, r AttemptRe
 			return err
 		}
 		since := fromMicros(failingSince)
-		if enabled == 1 && r.DisableAfter > 0 && now.Sub(since) >= r.DisableAfter {
-			reason := fmt.Sprintf("Every delivery failed since %s (last: %s).", since.Format(time.RFC3339), r.Attempt.Error)
-			if _, err := tx.Exec(`UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`,
-				reason, micros(now), c.WebhookID); err != nil {
-				return err
-			}
-			if err := tx.pauseDeliveries(c.WebhookID, now); err != nil {
-				return err
-			}
-			var sid *string
-			if sessionID.Valid {
-				sid = &sessionID.String
-			}
-			if _, err := tx.AddEvent(sid, wabsync.EventWebhookDisabled, WebhookDisabledData{
-				WebhookID: c.WebhookID, URL: url, Reason: reason, FailingSince: since,
-			}); err != nil {
-				return err
-			}
-			out.Disabled = true
+		if r.DisableAfter <= 0 || now.Sub(since) < r.DisableAfter {
+			return nil
 		}
+		w, err := scanWebhook(tx.QueryRow(`SELECT `+webhookCols+` FROM webhooks WHERE id = ?`, c.WebhookID))
+		if err != nil || !w.Enabled {
+			return err
+		}
+		w.Enabled, w.UpdatedAt = false, now
+		w.DisabledReason = fmt.Sprintf("Every delivery failed since %s (last: %s).", since.Format(time.RFC3339), r.Attempt.Error)
+		if _, err := tx.Exec(`UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`,
+			w.DisabledReason, micros(now), c.WebhookID); err != nil {
+			return err
+		}
+		if err := tx.pauseDeliveries(c.WebhookID, now); err != nil {
+			return err
+		}
+		// The event's data is the webhook as it is now (without its secret);
+		// it goes to the other endpoints, this one being disabled.
+		if _, err := tx.AddEvent(w.SessionID, wabsync.EventWebhookDisabled, w); err != nil {
+			return err
+		}
+		out.Disabled = true
 		return nil
 	})
 	return out, err
-}
-
-// WebhookDisabledData is the data of a webhook.disabled event.
-type WebhookDisabledData struct {
-	WebhookID    string    `json:"webhook_id"`
-	URL          string    `json:"url"`
-	Reason       string    `json:"reason"`
-	FailingSince time.Time `json:"failing_since"`
 }
 
 // appendAttempt adds a to the log of delivery id and sets its status and
@@ -488,4 +487,17 @@ func (db *DB) ReleaseClaims(ctx context.Context, ids []string) error {
 		_, err := tx.Exec(`UPDATE deliveries SET claimed_until = 0 WHERE status = 'pending' AND id IN (?`+strings.Repeat(`, ?`, len(ids)-1)+`)`, args...)
 		return err
 	})
+}
+
+// putIdempotency remembers the response of a request with an
+// Idempotency-Key in tx, so that it commits with the change.
+func (tx *Tx) putIdempotency(idem *Idempotency) error {
+	if idem == nil {
+		return nil
+	}
+	status, body, err := idem.Response()
+	if err != nil {
+		return err
+	}
+	return tx.PutIdempotent(idem.Scope, idem.Key, idem.RequestHash, status, body)
 }

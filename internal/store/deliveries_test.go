@@ -187,8 +187,8 @@ func TestDeliveries(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var data store.WebhookDisabledData
-			if err := json.Unmarshal(ev.Data, &data); err != nil || data.WebhookID != bad.ID {
+			var data wabsync.Webhook
+			if err := json.Unmarshal(ev.Data, &data); err != nil || data.ID != bad.ID || data.Enabled || data.Secret != "" {
 				t.Fatalf("event data %s: %v", ev.Data, err)
 			}
 		}
@@ -202,7 +202,7 @@ func TestDeliveries(t *testing.T) {
 		s := MustSession(t, db)
 		a := MustWebhook(t, db, &s, "https://example.com/ta")
 		b := MustWebhook(t, db, &s, "https://example.com/tb")
-		ev, d, err := db.AddTestEvent(ctx, &s, a.ID)
+		ev, d, err := db.AddTestEvent(ctx, &s, a.ID, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,11 +212,27 @@ func TestDeliveries(t *testing.T) {
 		if len(mustDeliveries(t, db, a.ID)) != 1 || len(mustDeliveries(t, db, b.ID)) != 0 {
 			t.Fatal("test event fanned out")
 		}
-		if _, _, err := db.AddTestEvent(ctx, nil, a.ID); wabsync.ErrorCode(err) != wabsync.ENotFound {
+		if _, _, err := db.AddTestEvent(ctx, nil, a.ID, nil); wabsync.ErrorCode(err) != wabsync.ENotFound {
 			t.Fatalf("through the global scope: want NOT_FOUND, got %v", err)
 		}
+		off := false
+		if _, err := db.UpdateWebhook(ctx, &s, b.ID, store.WebhookPatch{Enabled: &off}); err != nil {
+			t.Fatal(err)
+		}
+		if _, d, err := db.AddTestEvent(ctx, &s, b.ID, nil); err != nil || d.WebhookID != b.ID {
+			t.Fatalf("test of a disabled webhook: %v", err)
+		}
+		claimed, _ := db.ClaimDeliveries(ctx, now, store.ClaimOptions{Limit: 100, Lease: lease})
+		found := false
+		for _, c := range claimed {
+			found = found || c.WebhookID == b.ID
+		}
+		if !found {
+			t.Fatal("a disabled webhook's test delivery is not claimed")
+		}
+		mustDrain(t, db, now.Add(lease+time.Second))
 		g := MustWebhook(t, db, nil, "https://example.com/tg")
-		if ev, _, err := db.AddTestEvent(ctx, nil, g.ID); err != nil || ev.SessionID != nil {
+		if ev, _, err := db.AddTestEvent(ctx, nil, g.ID, nil); err != nil || ev.SessionID != nil {
 			t.Fatalf("global test event: %+v, %v", ev, err)
 		}
 		mustDrain(t, db, now)
@@ -232,7 +248,7 @@ func TestDeliveries(t *testing.T) {
 		var seen []string
 		p := wabsync.Page{Limit: 2}
 		for {
-			l, err := db.ListDeliveries(ctx, w.ID, p)
+			l, err := db.ListDeliveries(ctx, w.ID, "", p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,7 +276,7 @@ func TestDeliveries(t *testing.T) {
 		if len(c) != 5 {
 			t.Fatalf("claimed %d of the webhook's 5 deliveries", len(c))
 		}
-		d, err := db.RetryDelivery(ctx, w.ID, c[0].ID)
+		d, err := db.RetryDelivery(ctx, w.ID, c[0].ID, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,10 +286,16 @@ func TestDeliveries(t *testing.T) {
 		if got, _ := db.ClaimDeliveries(ctx, now, store.ClaimOptions{Limit: 10, Lease: lease}); len(got) != 1 || got[0].ID != c[0].ID {
 			t.Fatalf("retried delivery not due: %d", len(got))
 		}
-		if _, err := db.RetryDelivery(ctx, w.ID, "dlv_missing"); wabsync.ErrorCode(err) != wabsync.ENotFound {
+		for status, want := range map[string]int{wabsync.DeliveryPending: 1, wabsync.DeliverySucceeded: 4, wabsync.DeliveryFailed: 0} {
+			l, err := db.ListDeliveries(ctx, w.ID, status, wabsync.Page{Limit: 100})
+			if err != nil || len(l.Items) != want {
+				t.Fatalf("status %s: %d deliveries, want %d (%v)", status, len(l.Items), want, err)
+			}
+		}
+		if _, err := db.RetryDelivery(ctx, w.ID, "dlv_missing", nil); wabsync.ErrorCode(err) != wabsync.ENotFound {
 			t.Fatalf("want NOT_FOUND, got %v", err)
 		}
-		if _, err := db.RetryDelivery(ctx, "whk_other", c[0].ID); wabsync.ErrorCode(err) != wabsync.ENotFound {
+		if _, err := db.RetryDelivery(ctx, "whk_other", c[0].ID, nil); wabsync.ErrorCode(err) != wabsync.ENotFound {
 			t.Fatalf("other webhook: want NOT_FOUND, got %v", err)
 		}
 	})

@@ -54,8 +54,9 @@ func sameScope(a, b *string) bool {
 var errWebhookNotFound = wabsync.NotFound("Webhook")
 
 // CreateWebhook stores w, which must carry its Secret, and fills in its id
-// and times. The session, when w.SessionID is set, must exist.
-func (db *DB) CreateWebhook(ctx context.Context, w *wabsync.Webhook) error {
+// and times. The session, when w.SessionID is set, must exist. idem, when
+// set, is remembered in the same transaction.
+func (db *DB) CreateWebhook(ctx context.Context, w *wabsync.Webhook, idem *Idempotency) error {
 	if w.Secret == "" {
 		return errors.New("store: webhook without a secret")
 	}
@@ -83,7 +84,10 @@ func (db *DB) CreateWebhook(ctx context.Context, w *wabsync.Webhook) error {
 		_, err := tx.Exec(`INSERT INTO webhooks (id, session_id, url, events, enabled, description, disabled_reason, secret, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			w.ID, w.SessionID, w.URL, string(events), b2i(w.Enabled), w.Description, w.DisabledReason, w.Secret, micros(now), micros(now))
-		return err
+		if err != nil {
+			return err
+		}
+		return tx.putIdempotency(idem)
 	})
 }
 
@@ -230,7 +234,8 @@ func (db *DB) DeleteWebhook(ctx context.Context, scope *string, id string) error
 // RotateWebhookSecret makes secret the signing secret of the webhook id in
 // scope. The previous one keeps signing alongside it for grace, so that
 // receivers can roll over. The returned webhook carries the new secret.
-func (db *DB) RotateWebhookSecret(ctx context.Context, scope *string, id, secret string, grace time.Duration) (*wabsync.Webhook, error) {
+// idem, when set, is remembered in the same transaction.
+func (db *DB) RotateWebhookSecret(ctx context.Context, scope *string, id, secret string, grace time.Duration, idem *Idempotency) (*wabsync.Webhook, error) {
 	if secret == "" {
 		return nil, errors.New("store: empty webhook secret")
 	}
@@ -251,7 +256,7 @@ func (db *DB) RotateWebhookSecret(ctx context.Context, scope *string, id, secret
 		}
 		w.Secret, w.UpdatedAt = secret, now
 		out = w
-		return nil
+		return tx.putIdempotency(idem)
 	})
 	return out, err
 }

@@ -27,7 +27,7 @@ func MustWebhook(tb testing.TB, db *store.DB, sid *string, url string, events ..
 		events = []string{"*"}
 	}
 	w := &wabsync.Webhook{SessionID: sid, URL: url, Events: events, Enabled: true, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-	if err := db.CreateWebhook(context.Background(), w); err != nil {
+	if err := db.CreateWebhook(context.Background(), w, nil); err != nil {
 		tb.Fatal(err)
 	}
 	return w
@@ -55,7 +55,7 @@ func TestWebhooks(t *testing.T) {
 	t.Run("ErrSessionNotFound", func(t *testing.T) {
 		missing := "ses_missing"
 		w := &wabsync.Webhook{SessionID: &missing, URL: "https://example.com", Events: []string{"*"}, Secret: "whsec_x"}
-		if err := db.CreateWebhook(ctx, w); wabsync.ErrorCode(err) != wabsync.ENotFound {
+		if err := db.CreateWebhook(ctx, w, nil); wabsync.ErrorCode(err) != wabsync.ENotFound {
 			t.Fatalf("want NOT_FOUND, got %v", err)
 		}
 	})
@@ -152,7 +152,7 @@ func TestWebhooks(t *testing.T) {
 	t.Run("RotateKeepsOldSecretForGrace", func(t *testing.T) {
 		w := MustWebhook(t, db, &sid, "https://example.com/r")
 		now := db.Now()
-		got, err := db.RotateWebhookSecret(ctx, &sid, w.ID, "whsec_new", time.Hour)
+		got, err := db.RotateWebhookSecret(ctx, &sid, w.ID, "whsec_new", time.Hour, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func mustEvent(tb testing.TB, db *store.DB, sid string, typ string) *wabsync.Eve
 
 func mustDeliveries(tb testing.TB, db *store.DB, webhookID string) []*wabsync.Delivery {
 	tb.Helper()
-	l, err := db.ListDeliveries(context.Background(), webhookID, wabsync.Page{Limit: 100})
+	l, err := db.ListDeliveries(context.Background(), webhookID, "", wabsync.Page{Limit: 100})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func TestDeliverSigned(t *testing.T) {
 		}
 	})
 	t.Run("RotationSignsWithBoth", func(t *testing.T) {
-		rotated, err := db.RotateWebhookSecret(ctx, &sid, w.ID, webhook.NewSecret(), 24*time.Hour)
+		rotated, err := db.RotateWebhookSecret(ctx, &sid, w.ID, webhook.NewSecret(), 24*time.Hour, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +195,7 @@ func TestRetries(t *testing.T) {
 	})
 	t.Run("RetryNowDeliversAgain", func(t *testing.T) {
 		dl := MustDeliveries(t, db, w.ID)[0]
-		if _, err := db.RetryDelivery(context.Background(), w.ID, dl.ID); err != nil {
+		if _, err := db.RetryDelivery(context.Background(), w.ID, dl.ID, nil); err != nil {
 			t.Fatal(err)
 		}
 		if n := MustRunOnce(t, d); n != 1 {
@@ -311,9 +311,9 @@ func TestDisableAfterFailingForDays(t *testing.T) {
 	if err := json.Unmarshal(good.Requests()[0].Body, &ev); err != nil {
 		t.Fatal(err)
 	}
-	var data store.WebhookDisabledData
+	var data wabsync.Webhook
 	json.Unmarshal(ev.Data, &data)
-	if ev.Type != wabsync.EventWebhookDisabled || data.WebhookID != wb.ID {
+	if ev.Type != wabsync.EventWebhookDisabled || data.ID != wb.ID {
 		t.Fatalf("event %+v", ev)
 	}
 	if l := MustDeliveries(t, db, wg.ID); len(l) != 1 || l[0].Status != wabsync.DeliverySucceeded {
@@ -497,7 +497,7 @@ func TestFailures(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			w := MustWebhook(t, db, &sid, tc.url, wabsync.EventWebhookTest)
-			if _, _, err := db.AddTestEvent(context.Background(), &sid, w.ID); err != nil {
+			if _, _, err := db.AddTestEvent(context.Background(), &sid, w.ID, nil); err != nil {
 				t.Fatal(err)
 			}
 			before := 0

@@ -118,7 +118,7 @@ func MustWebhook(tb testing.TB, db *store.DB, sid *string, url string, events ..
 		events = []string{"*"}
 	}
 	w := &wabsync.Webhook{SessionID: sid, URL: url, Events: events, Enabled: true, Secret: webhook.NewSecret()}
-	if err := db.CreateWebhook(context.Background(), w); err != nil {
+	if err := db.CreateWebhook(context.Background(), w, nil); err != nil {
 		tb.Fatal(err)
 	}
 	return w
@@ -142,7 +142,7 @@ func MustEvent(tb testing.TB, db *store.DB, sid string, typ string) *wabsync.Eve
 // MustDeliveries lists a webhook's deliveries, newest first.
 func MustDeliveries(tb testing.TB, db *store.DB, webhookID string) []*wabsync.Delivery {
 	tb.Helper()
-	l, err := db.ListDeliveries(context.Background(), webhookID, wabsync.Page{Limit: 100})
+	l, err := db.ListDeliveries(context.Background(), webhookID, "", wabsync.Page{Limit: 100})
 	if err != nil {
 		tb.Fatal(err)
 	}
