@@ -332,6 +332,21 @@ func (e PresenceState) Valid() bool {
 	}
 }
 
+// Defines values for ReadinessStatus.
+const (
+	ReadinessStatusReady ReadinessStatus = "ready"
+)
+
+// Valid indicates whether the value is a known member of the ReadinessStatus enum.
+func (e ReadinessStatus) Valid() bool {
+	switch e {
+	case ReadinessStatusReady:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SandboxInboundRequestKind.
 const (
 	SandboxInboundRequestKindAudio    SandboxInboundRequestKind = "audio"
@@ -498,7 +513,8 @@ type Contact struct {
 	// Phones Phone numbers in E.164 form.
 	Phones []string `json:"phones"`
 
-	// Vcard The vCard as sent or received. Built by the server when sending.
+	// Vcard The vCard as sent or received. When sending, leave it out to have it built from `name` and
+	// `phones`, or give a complete vCard 3.0 to send as is.
 	Vcard *string `json:"vcard,omitempty"`
 }
 
@@ -722,11 +738,7 @@ type EventType string
 
 // Health defines model for Health.
 type Health struct {
-	// Checks Readiness only — each check and its state (`ok`).
-	//
-	// Example: {"database":"ok"}
-	Checks map[string]string `json:"checks,omitempty"`
-	Status HealthStatus      `json:"status"`
+	Status HealthStatus `json:"status"`
 
 	// Version The server's version.
 	//
@@ -1013,11 +1025,30 @@ type ReactionEntry struct {
 	From string `json:"from"`
 }
 
+// Readiness defines model for Readiness.
+type Readiness struct {
+	// Checks Each dependency checked and its state (`ok`).
+	//
+	// Example: {"database":"ok"}
+	Checks map[string]string `json:"checks,omitempty"`
+	Status ReadinessStatus   `json:"status"`
+}
+
+// ReadinessStatus defines model for Readiness.Status.
+type ReadinessStatus string
+
 // Recipient Who to send to: a phone number in E.164 form (spaces, dashes and brackets are stripped) or a WhatsApp
 // JID (`…@s.whatsapp.net` for a person, `…@g.us` for a group).
 //
 // Example: +14155550123
 type Recipient = string
+
+// SandboxDrop defines model for SandboxDrop.
+type SandboxDrop struct {
+	// DownForMs How long the network stays down, in milliseconds.
+	DownForMs int    `json:"down_for_ms"`
+	SessionID string `json:"session_id"`
+}
 
 // SandboxDropRequest defines model for SandboxDropRequest.
 type SandboxDropRequest struct {
@@ -1071,6 +1102,9 @@ type SendContactRequest struct {
 	// QueueIfOffline When the session is not connected: `true` queues the message until it connects; `false` refuses it
 	// with `409 SESSION_NOT_CONNECTED`.
 	QueueIfOffline *bool `json:"queue_if_offline,omitempty"`
+
+	// ReplyTo The message to quote, by its `id` (or `wa_id`) in this session.
+	ReplyTo *string `json:"reply_to,omitempty"`
 
 	// To Who to send to: a phone number in E.164 form (spaces, dashes and brackets are stripped) or a WhatsApp
 	// JID (`…@s.whatsapp.net` for a person, `…@g.us` for a group).
@@ -1160,6 +1194,9 @@ type SendLocationRequest struct {
 	// QueueIfOffline When the session is not connected: `true` queues the message until it connects; `false` refuses it
 	// with `409 SESSION_NOT_CONNECTED`.
 	QueueIfOffline *bool `json:"queue_if_offline,omitempty"`
+
+	// ReplyTo The message to quote, by its `id` (or `wa_id`) in this session.
+	ReplyTo *string `json:"reply_to,omitempty"`
 
 	// To Who to send to: a phone number in E.164 form (spaces, dashes and brackets are stripped) or a WhatsApp
 	// JID (`…@s.whatsapp.net` for a person, `…@g.us` for a group).
@@ -1674,10 +1711,36 @@ type QRCodeResponse struct {
 // RateLimited The envelope of every error response.
 type RateLimited = ErrorEnvelope
 
+// ReadyResponse defines model for ReadyResponse.
+type ReadyResponse struct {
+	Data Readiness `json:"data"`
+
+	// Message What happened, for people.
+	//
+	// Example: Session created
+	Message string `json:"message"`
+
+	// Success Always `true`.
+	Success bool `json:"success"`
+}
+
 // RotateSecretResponse defines model for RotateSecretResponse.
 type RotateSecretResponse struct {
 	// Data An endpoint, with its signing secret.
 	Data WebhookWithSecret `json:"data"`
+
+	// Message What happened, for people.
+	//
+	// Example: Session created
+	Message string `json:"message"`
+
+	// Success Always `true`.
+	Success bool `json:"success"`
+}
+
+// SandboxDropResponse defines model for SandboxDropResponse.
+type SandboxDropResponse struct {
+	Data SandboxDrop `json:"data"`
 
 	// Message What happened, for people.
 	//
@@ -1894,7 +1957,8 @@ type StreamSessionEventsParams struct {
 	// After Replay the stored events with a sequence greater than this one first.
 	After *int64 `form:"after,omitempty" json:"after,omitempty"`
 
-	// LastEventID The `id` of the last event received; same as `after` (which wins when both are given).
+	// LastEventID The `id` of the last event received; same as `after`, and wins when both are given (a browser's
+	// `EventSource` sends it on reconnect while the URL keeps its first `after`).
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
@@ -2484,7 +2548,8 @@ type ClientInterface interface {
 	// ```
 	//
 	// `id` is the event's `sequence`, `event` its type and `data` the whole `Event` as one line of JSON. A
-	// comment line (`: keep-alive`) every 15 seconds keeps proxies from closing an idle stream.
+	// comment line (starting with `:`, e.g. `: heartbeat`) every 15 seconds keeps proxies from closing an idle
+	// stream; SSE clients ignore it.
 	//
 	// To resume after a disconnect, send `Last-Event-ID: <last id seen>` (browsers' `EventSource` does it by
 	// itself) or `?after=<sequence>`: the stream first replays the stored events after that sequence, then
@@ -2511,7 +2576,7 @@ type ClientInterface interface {
 
 	// SendContactWithBody Send contact cards
 	//
-	// Queues one or more contact cards; each is sent as a vCard built from its name and phones.
+	// Queues one or more contact cards; each is sent as a vCard (built from its name and phones unless given).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2520,7 +2585,7 @@ type ClientInterface interface {
 
 	// SendContact Send contact cards
 	//
-	// Queues one or more contact cards; each is sent as a vCard built from its name and phones.
+	// Queues one or more contact cards; each is sent as a vCard (built from its name and phones unless given).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3415,7 +3480,8 @@ func (c *RawClient) DisconnectSession(ctx context.Context, session SessionPath, 
 // ```
 //
 // `id` is the event's `sequence`, `event` its type and `data` the whole `Event` as one line of JSON. A
-// comment line (`: keep-alive`) every 15 seconds keeps proxies from closing an idle stream.
+// comment line (starting with `:`, e.g. `: heartbeat`) every 15 seconds keeps proxies from closing an idle
+// stream; SSE clients ignore it.
 //
 // To resume after a disconnect, send `Last-Event-ID: <last id seen>` (browsers' `EventSource` does it by
 // itself) or `?after=<sequence>`: the stream first replays the stored events after that sequence, then
@@ -3472,7 +3538,7 @@ func (c *RawClient) ListMessages(ctx context.Context, session SessionPath, param
 
 // SendContactWithBody Send contact cards
 //
-// Queues one or more contact cards; each is sent as a vCard built from its name and phones.
+// Queues one or more contact cards; each is sent as a vCard (built from its name and phones unless given).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3491,7 +3557,7 @@ func (c *RawClient) SendContactWithBody(ctx context.Context, session SessionPath
 
 // SendContact Send contact cards
 //
-// Queues one or more contact cards; each is sent as a vCard built from its name and phones.
+// Queues one or more contact cards; each is sent as a vCard (built from its name and phones unless given).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -7696,7 +7762,8 @@ type ClientWithResponsesInterface interface {
 	// ```
 	//
 	// `id` is the event's `sequence`, `event` its type and `data` the whole `Event` as one line of JSON. A
-	// comment line (`: keep-alive`) every 15 seconds keeps proxies from closing an idle stream.
+	// comment line (starting with `:`, e.g. `: heartbeat`) every 15 seconds keeps proxies from closing an idle
+	// stream; SSE clients ignore it.
 	//
 	// To resume after a disconnect, send `Last-Event-ID: <last id seen>` (browsers' `EventSource` does it by
 	// itself) or `?after=<sequence>`: the stream first replays the stored events after that sequence, then
@@ -7729,7 +7796,7 @@ type ClientWithResponsesInterface interface {
 
 	// SendContactWithBodyWithResponse Send contact cards
 	//
-	// Queues one or more contact cards; each is sent as a vCard built from its name and phones.
+	// Queues one or more contact cards; each is sent as a vCard (built from its name and phones unless given).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7738,7 +7805,7 @@ type ClientWithResponsesInterface interface {
 
 	// SendContactWithResponse Send contact cards
 	//
-	// Queues one or more contact cards; each is sent as a vCard built from its name and phones.
+	// Queues one or more contact cards; each is sent as a vCard (built from its name and phones unless given).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8352,7 +8419,7 @@ type GetReadyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *HealthResponse
+	JSON200 *ReadyResponse
 	// JSON429 the response for an HTTP 429 `application/json` response
 	JSON429 *RateLimited
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -8495,7 +8562,7 @@ type SandboxDropConnectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *SessionResponse
+	JSON200 *SandboxDropResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -11137,7 +11204,8 @@ func (c *ClientWithResponses) DisconnectSessionWithResponse(ctx context.Context,
 // ```
 //
 // `id` is the event's `sequence`, `event` its type and `data` the whole `Event` as one line of JSON. A
-// comment line (`: keep-alive`) every 15 seconds keeps proxies from closing an idle stream.
+// comment line (starting with `:`, e.g. `: heartbeat`) every 15 seconds keeps proxies from closing an idle
+// stream; SSE clients ignore it.
 //
 // To resume after a disconnect, send `Last-Event-ID: <last id seen>` (browsers' `EventSource` does it by
 // itself) or `?after=<sequence>`: the stream first replays the stored events after that sequence, then
@@ -11188,7 +11256,7 @@ func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, sess
 
 // SendContactWithBodyWithResponse Send contact cards
 //
-// Queues one or more contact cards; each is sent as a vCard built from its name and phones.
+// Queues one or more contact cards; each is sent as a vCard (built from its name and phones unless given).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11203,7 +11271,7 @@ func (c *ClientWithResponses) SendContactWithBodyWithResponse(ctx context.Contex
 
 // SendContactWithResponse Send contact cards
 //
-// Queues one or more contact cards; each is sent as a vCard built from its name and phones.
+// Queues one or more contact cards; each is sent as a vCard (built from its name and phones unless given).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12138,7 +12206,7 @@ func ParseGetReadyResponse(rsp *http.Response) (*GetReadyResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest HealthResponse
+		var dest ReadyResponse
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -12391,7 +12459,7 @@ func ParseSandboxDropConnectionResponse(rsp *http.Response) (*SandboxDropConnect
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest SessionResponse
+		var dest SandboxDropResponse
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
