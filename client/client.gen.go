@@ -887,7 +887,7 @@ type MessageError struct {
 	// Code Example: NOT_ON_WHATSAPP
 	Code string `json:"code"`
 
-	// Message Example: +15550000000 is not on WhatsApp.
+	// Message Example: +15550000001 is not on WhatsApp.
 	Message string `json:"message"`
 }
 
