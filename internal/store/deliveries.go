@@ -96,8 +96,8 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID, status string, p wa
 
 // RetryDelivery makes delivery id of webhook webhookID pending and due now,
 // whatever its status, and returns it. The webhook must be enabled
-// (CONFLICT otherwise). idem, when set, is remembered in the same transaction.
-func (db *DB) RetryDelivery(ctx context.Context, webhookID, id string, idem *Idempotency) (*wabsync.Delivery, error) {
+// (CONFLICT otherwise). rem, when set, is remembered in the same transaction.
+func (db *DB) RetryDelivery(ctx context.Context, webhookID, id string, rem *Remember) (*wabsync.Delivery, error) {
 	var out *wabsync.Delivery
 	err := db.Update(ctx, func(tx *Tx) error {
 		var enabled int
@@ -125,7 +125,7 @@ func (db *DB) RetryDelivery(ctx context.Context, webhookID, id string, idem *Ide
 			return err
 		}
 		out = d
-		return tx.putIdempotency(idem)
+		return tx.remember(rem, d)
 	})
 	return out, err
 }
@@ -133,9 +133,9 @@ func (db *DB) RetryDelivery(ctx context.Context, webhookID, id string, idem *Ide
 // AddTestEvent stores a webhook.test event in the webhook's scope (its
 // session, or global) with a single delivery: to that webhook only, not to
 // every endpoint that would match, whatever its filter, and also when it is
-// disabled (test deliveries are claimed regardless). idem, when set, is
+// disabled (test deliveries are claimed regardless). rem, when set, is
 // remembered in the same transaction.
-func (db *DB) AddTestEvent(ctx context.Context, scope *string, webhookID string, idem *Idempotency) (*wabsync.Event, *wabsync.Delivery, error) {
+func (db *DB) AddTestEvent(ctx context.Context, scope *string, webhookID string, rem *Remember) (*wabsync.Event, *wabsync.Delivery, error) {
 	var ev *wabsync.Event
 	var dl *wabsync.Delivery
 	err := db.Update(ctx, func(tx *Tx) error {
@@ -174,7 +174,7 @@ func (db *DB) AddTestEvent(ctx context.Context, scope *string, webhookID string,
 			tx.AfterCommit(func() { hook(e) })
 		}
 		ev, dl = e, d
-		return tx.putIdempotency(idem)
+		return tx.remember(rem, d)
 	})
 	return ev, dl, err
 }
@@ -489,15 +489,23 @@ func (db *DB) ReleaseClaims(ctx context.Context, ids []string) error {
 	})
 }
 
-// putIdempotency remembers the response of a request with an
-// Idempotency-Key in tx, so that it commits with the change.
-func (tx *Tx) putIdempotency(idem *Idempotency) error {
-	if idem == nil {
+// Remember asks a change to store the response of its request under an
+// Idempotency-Key in the same transaction, so that the record exists if and
+// only if the change does. Render renders the response from the change's
+// result (the webhook or delivery it returns).
+type Remember struct {
+	Scope, Key, RequestHash string
+	Render                  func(result any) (status int, body []byte, err error)
+}
+
+// remember stores rem's response for result in tx; nil does nothing.
+func (tx *Tx) remember(rem *Remember, result any) error {
+	if rem == nil {
 		return nil
 	}
-	status, body, err := idem.Response()
+	status, body, err := rem.Render(result)
 	if err != nil {
 		return err
 	}
-	return tx.PutIdempotent(idem.Scope, idem.Key, idem.RequestHash, status, body)
+	return tx.PutIdempotent(rem.Scope, rem.Key, rem.RequestHash, status, body)
 }

@@ -54,9 +54,9 @@ func sameScope(a, b *string) bool {
 var errWebhookNotFound = wabsync.NotFound("Webhook")
 
 // CreateWebhook stores w, which must carry its Secret, and fills in its id
-// and times. The session, when w.SessionID is set, must exist. idem, when
+// and times. The session, when w.SessionID is set, must exist. rem, when
 // set, is remembered in the same transaction.
-func (db *DB) CreateWebhook(ctx context.Context, w *wabsync.Webhook, idem *Idempotency) error {
+func (db *DB) CreateWebhook(ctx context.Context, w *wabsync.Webhook, rem *Remember) error {
 	if w.Secret == "" {
 		return errors.New("store: webhook without a secret")
 	}
@@ -87,7 +87,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w *wabsync.Webhook, idem *Idemp
 		if err != nil {
 			return err
 		}
-		return tx.putIdempotency(idem)
+		return tx.remember(rem, w)
 	})
 }
 
@@ -193,7 +193,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, scope *string, id string, patch
 				return err
 			}
 		case !w.Enabled && wasEnabled:
-			w.DisabledReason = "Disabled by request."
+			w.DisabledReason = "" // disabled_reason explains automatic disabling only
 			if err := tx.pauseDeliveries(id, now); err != nil {
 				return err
 			}
@@ -234,8 +234,8 @@ func (db *DB) DeleteWebhook(ctx context.Context, scope *string, id string) error
 // RotateWebhookSecret makes secret the signing secret of the webhook id in
 // scope. The previous one keeps signing alongside it for grace, so that
 // receivers can roll over. The returned webhook carries the new secret.
-// idem, when set, is remembered in the same transaction.
-func (db *DB) RotateWebhookSecret(ctx context.Context, scope *string, id, secret string, grace time.Duration, idem *Idempotency) (*wabsync.Webhook, error) {
+// rem, when set, is remembered in the same transaction.
+func (db *DB) RotateWebhookSecret(ctx context.Context, scope *string, id, secret string, grace time.Duration, rem *Remember) (*wabsync.Webhook, error) {
 	if secret == "" {
 		return nil, errors.New("store: empty webhook secret")
 	}
@@ -256,7 +256,7 @@ func (db *DB) RotateWebhookSecret(ctx context.Context, scope *string, id, secret
 		}
 		w.Secret, w.UpdatedAt = secret, now
 		out = w
-		return tx.putIdempotency(idem)
+		return tx.remember(rem, w)
 	})
 	return out, err
 }

@@ -116,7 +116,7 @@ func TestWebhooks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Enabled || got.DisabledReason == "" || got.Events[0] != wabsync.EventMessageSent {
+		if got.Enabled || got.DisabledReason != "" || got.Events[0] != wabsync.EventMessageSent {
 			t.Fatalf("got %+v", got)
 		}
 		l := mustDeliveries(t, db, w.ID)

@@ -24,6 +24,10 @@ const (
 	MaxSecretBytes = 64
 )
 
+// DefaultSecretGrace is how long a rotated-out secret keeps signing
+// deliveries alongside the new one, so that receivers can roll over.
+const DefaultSecretGrace = 24 * time.Hour
+
 // ErrInvalidSecret is returned by ValidateSecret.
 var ErrInvalidSecret = errors.New("must be whsec_ followed by the base64 of 24 to 64 bytes")
 
