@@ -169,7 +169,8 @@ func (e *Engine) connect(ctx context.Context) (after []wabsync.EngineEvent, err 
 	}
 	fail := func(msg string) ([]wabsync.EngineEvent, error) {
 		stopAttemptTimers()
-		e.endConnection(cli, connCancel, !linked)
+		connCancel()
+		e.finish(cli, nil, !linked)
 		return nil, connectFailed(msg, false)
 	}
 	timedOut := func(what string) ([]wabsync.EngineEvent, error) {
@@ -212,14 +213,13 @@ func (e *Engine) connect(ctx context.Context) (after []wabsync.EngineEvent, err 
 	if !linked {
 		first := make(chan error, 1)
 		go e.watchQR(connCtx, cli, qr, loginCh, first)
-		select {
-		case err := <-first:
-			if err != nil {
-				stopAttemptTimers()
-				return nil, err
-			}
-		case <-connCtx.Done():
+		err, ok := receiveOrDone(connCtx, first)
+		if !ok {
 			return timedOut("QR code")
+		}
+		if err != nil {
+			stopAttemptTimers()
+			return nil, err
 		}
 		if !stopAttemptTimers() {
 			return timedOut("QR code")
@@ -227,23 +227,38 @@ func (e *Engine) connect(ctx context.Context) (after []wabsync.EngineEvent, err 
 		return nil, nil
 	}
 
-	select {
-	case err := <-waiter:
-		if err != nil {
-			stopAttemptTimers()
-			var ee *wabsync.EngineError
-			if errors.As(err, &ee) && !ee.Permanent {
-				e.endConnection(cli, connCancel, false)
-			}
-			return nil, err
-		}
-		if !stopAttemptTimers() {
-			return timedOut("login")
-		}
-		return nil, nil
-	case <-connCtx.Done():
+	outcome, ok := receiveOrDone(connCtx, waiter)
+	if !ok {
 		e.clearWaiter(waiter)
 		return timedOut("answer to the login")
+	}
+	if outcome != nil {
+		// The event handler that failed the login reset the state and
+		// reported the event.
+		stopAttemptTimers()
+		return nil, outcome
+	}
+	if !stopAttemptTimers() {
+		return timedOut("login")
+	}
+	return nil, nil
+}
+
+// receiveOrDone receives from ch unless ctx ends first. When both are ready
+// the value wins: an outcome sent just before the context was cancelled is
+// never mistaken for a timeout.
+func receiveOrDone[T any](ctx context.Context, ch <-chan T) (T, bool) {
+	select {
+	case v := <-ch:
+		return v, true
+	case <-ctx.Done():
+		select {
+		case v := <-ch:
+			return v, true
+		default:
+			var zero T
+			return zero, false
+		}
 	}
 }
 
@@ -309,24 +324,44 @@ func (e *Engine) dropClient(cli waClient) {
 	cli.Disconnect()
 }
 
-// endConnection closes the current connection of cli; discard also drops the
-// client (an unlinked one).
-func (e *Engine) endConnection(cli waClient, connCancel context.CancelFunc, discard bool) {
+// stop ends the current connection of cli: it resets the engine's
+// connection state and disconnects the client. discard also drops the
+// client (an unlinked one, or one whose device is gone). waiting says
+// whether a Connect waits for the login's outcome; settle hands it one, then
+// cancels the connection's context. Event handlers report their event
+// between the two, so that a Connect returns only after the events of its
+// attempt were handled. Events of a client that is no longer the engine's
+// change nothing but that client.
+func (e *Engine) stop(cli waClient, discard bool) (waiting bool, settle func(outcome error)) {
 	e.mu.Lock()
-	if connCancel != nil {
-		connCancel()
+	if e.client != cli {
+		e.mu.Unlock()
+		cli.Disconnect()
+		return false, func(error) {}
 	}
-	if e.client == cli {
-		e.connCancel = nil
-		e.linking = false
-		e.connected = false
-		e.waiter = nil
+	cancel, w := e.connCancel, e.waiter
+	e.connCancel, e.waiter = nil, nil
+	e.linking, e.connected = false, false
+	if discard {
+		e.client = nil
 	}
 	e.mu.Unlock()
 	cli.Disconnect()
-	if discard {
-		e.dropClient(cli)
+	return w != nil, func(outcome error) {
+		if w != nil {
+			w <- outcome // buffered; before cancel, so that Connect sees the outcome
+		}
+		if cancel != nil {
+			cancel()
+		}
 	}
+}
+
+// finish is stop and settle at once.
+func (e *Engine) finish(cli waClient, outcome error, discard bool) (waited bool) {
+	waiting, settle := e.stop(cli, discard)
+	settle(outcome)
+	return waiting
 }
 
 func (e *Engine) clearWaiter(w chan error) {
@@ -337,8 +372,8 @@ func (e *Engine) clearWaiter(w chan error) {
 	e.mu.Unlock()
 }
 
-// settle hands the outcome of the login to a waiting Connect. It reports
-// whether a Connect was waiting.
+// settle hands a successful login to a waiting Connect. It reports whether
+// a Connect was waiting.
 func (e *Engine) settle(err error) bool {
 	e.mu.Lock()
 	w := e.waiter
@@ -426,25 +461,14 @@ func (e *Engine) awaitFirstLogin(ctx context.Context, cli waClient, loginCh chan
 			return
 		}
 		e.log.Warn("whatsmeow: linked, but the first login did not complete")
-		e.endConnection(cli, e.takeConnCancel(cli), false)
+		e.finish(cli, nil, false)
 		_ = e.emit(wabsync.EngineDisconnected{Reason: "The device was linked, but the first login to WhatsApp did not complete."})
 	}
 }
 
-func (e *Engine) takeConnCancel(cli waClient) context.CancelFunc {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.client != cli {
-		return nil
-	}
-	c := e.connCancel
-	e.connCancel = nil
-	return c
-}
-
 // endLinking closes a linking connection and drops its (unlinked) client.
 func (e *Engine) endLinking(cli waClient) {
-	e.endConnection(cli, e.takeConnCancel(cli), true)
+	e.finish(cli, nil, true)
 }
 
 // Disconnect closes the connection and keeps the link. It aborts a Connect
@@ -459,7 +483,7 @@ func (e *Engine) Disconnect() {
 	if cli == nil {
 		return
 	}
-	e.endConnection(cli, e.takeConnCancel(cli), linking || cli.Device().ID == nil)
+	e.finish(cli, nil, linking || cli.Device().ID == nil)
 }
 
 // abortAttempt ends the current connection's context, so that a Connect in
@@ -492,7 +516,7 @@ func (e *Engine) Logout(ctx context.Context) error {
 				e.log.Warn("whatsmeow: could not tell WhatsApp about the logout; deleting the keys anyway", "err", err)
 			}
 		}
-		e.endConnection(cli, e.takeConnCancel(cli), true)
+		e.finish(cli, nil, true)
 		if dev.ID != nil && !dev.Deleted {
 			if err := dev.Delete(ctx); err != nil {
 				return fmt.Errorf("whatsmeow: delete device: %w", err)

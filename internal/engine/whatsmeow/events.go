@@ -104,9 +104,9 @@ func (e *Engine) onConnected(cli waClient) {
 	}
 	e.pushName = dev.PushName
 	e.mu.Unlock()
-	e.settle(nil)
 	e.log.Info("whatsmeow: connected")
 	_ = e.emit(wabsync.EngineConnected{Phone: phoneOf(dev.GetJID().ToNonAD()), PushName: dev.PushName})
+	e.settle(nil)
 }
 
 // onPushNameMaybeChanged reports a new push name (it arrives by app state
@@ -135,9 +135,10 @@ func (e *Engine) onDisconnected(cli waClient, reason string) {
 	if linking {
 		return
 	}
-	e.endConnection(cli, e.takeConnCancel(cli), false)
-	if e.settle(connectFailed(reason, false)) {
-		return
+	waiting, settle := e.stop(cli, false)
+	defer settle(connectFailed(reason, false))
+	if waiting {
+		return // the waiting Connect reports it
 	}
 	e.log.Info("whatsmeow: disconnected", "reason", reason)
 	_ = e.emit(wabsync.EngineDisconnected{Reason: reason})
@@ -177,19 +178,19 @@ func (e *Engine) onLoggedOut(cli waClient, reason string) {
 			e.log.Error("whatsmeow: delete device after logout", "err", err)
 		}
 	}
-	e.endConnection(cli, e.takeConnCancel(cli), true)
 	e.log.Info("whatsmeow: logged out", "reason", reason)
-	e.settle(&wabsync.EngineError{Code: wabsync.MsgErrLoggedOut, Message: reason, Permanent: true})
+	_, settle := e.stop(cli, true)
 	_ = e.emit(wabsync.EngineLoggedOut{Reason: reason})
+	settle(&wabsync.EngineError{Code: wabsync.MsgErrLoggedOut, Message: reason, Permanent: true})
 }
 
 // onFatal handles a connection WhatsApp ended for good (replaced, banned,
-// outdated): report ev, and hand err to a waiting Connect.
+// outdated): report ev, then hand err to a waiting Connect.
 func (e *Engine) onFatal(cli waClient, ev wabsync.EngineEvent, err *wabsync.EngineError) {
-	e.endConnection(cli, e.takeConnCancel(cli), false)
 	e.log.Warn("whatsmeow: connection ended", "reason", err.Message)
-	e.settle(err)
+	_, settle := e.stop(cli, false)
 	_ = e.emit(ev)
+	settle(err)
 }
 
 func loggedOutReason(evt *events.LoggedOut) string {

@@ -525,7 +525,7 @@ func newHarness(t *testing.T, linked bool, opts ...harnessOpt) *harness {
 		h.fake.connected, h.fake.loggedIn = true, true
 		h.fake.mu.Unlock()
 		e.mu.Lock()
-		e.connected = true
+		e.connected, e.pushName = true, "Alice" // as after events.Connected
 		e.mu.Unlock()
 	}
 	return h
