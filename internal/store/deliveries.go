@@ -370,7 +370,7 @@ func (db *DB) RecordAttempt(ctx context.Context, c *ClaimedDelivery, r AttemptRe
 				}
 				out.Released, _ = res.RowsAffected()
 			}
-			return tx.appendAttempt(c.ID, r.Attempt, wabsync.DeliverySucceeded, nil, now)
+			return tx.appendAttempt(c.ID, c.AttemptCount, r.Attempt, wabsync.DeliverySucceeded, nil, now)
 		}
 		var failingSince int64
 		err := tx.QueryRow(`SELECT failing_since FROM webhooks WHERE id = ?`+tx.db.forUpdate(), c.WebhookID).Scan(&failingSince)
@@ -390,7 +390,7 @@ func (db *DB) RecordAttempt(ctx context.Context, c *ClaimedDelivery, r AttemptRe
 		if r.NextAttemptAt.IsZero() {
 			status, next = wabsync.DeliveryFailed, nil
 		}
-		if err := tx.appendAttempt(c.ID, r.Attempt, status, next, now); err != nil {
+		if err := tx.appendAttempt(c.ID, c.AttemptCount, r.Attempt, status, next, now); err != nil {
 			return err
 		}
 		since := fromMicros(failingSince)
@@ -424,7 +424,34 @@ func (db *DB) RecordAttempt(ctx context.Context, c *ClaimedDelivery, r AttemptRe
 // appendAttempt adds a to the log of delivery id and sets its status and
 // next attempt, ending any claim. A delivery that already succeeded (a
 // duplicate attempt after a lapsed claim) keeps its status.
-func (tx *Tx) appendAttempt(id string, a wabsync.DeliveryAttempt, status string, next *time.Time, now time.Time) error {
+func (tx *Tx) appendAttempt(id string, count int, a wabsync.DeliveryAttempt, status string, next *time.Time, now time.Time) error {
+	var nextV any
+	if next != nil {
+		nextV = micros(*next)
+	}
+	if count < maxStoredAttempts-1 {
+		// The common case in one statement: append to the JSON text. The
+		// count is as claimed; a longer log takes the path below.
+		enc, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		res, err := tx.Exec(`UPDATE deliveries SET
+			attempts = CASE WHEN attempts = '[]' THEN '[' || CAST(? AS TEXT) || ']'
+				ELSE substr(attempts, 1, length(attempts) - 1) || ',' || CAST(? AS TEXT) || ']' END,
+			status = CASE WHEN status = 'succeeded' THEN status ELSE CAST(? AS TEXT) END,
+			next_attempt_at = CASE WHEN status = 'succeeded' THEN NULL ELSE CAST(? AS BIGINT) END,
+			attempt_count = attempt_count + 1, claimed_until = 0, updated_at = ?
+			WHERE id = ? AND attempt_count < ?`, string(enc), string(enc), status, nextV, micros(now), id, maxStoredAttempts-1)
+		if err != nil {
+			return err
+		}
+		// No row: deleted with its webhook meanwhile, or its log grew since
+		// the claim (then the path below bounds it).
+		if n, _ := res.RowsAffected(); n > 0 {
+			return nil
+		}
+	}
 	var cur, attempts string
 	err := tx.QueryRow(`SELECT status, attempts FROM deliveries WHERE id = ?`+tx.db.forUpdate(), id).Scan(&cur, &attempts)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -438,11 +465,7 @@ func (tx *Tx) appendAttempt(id string, a wabsync.DeliveryAttempt, status string,
 		return err
 	}
 	if cur == wabsync.DeliverySucceeded {
-		status, next = cur, nil
-	}
-	var nextV any
-	if next != nil {
-		nextV = micros(*next)
+		status, nextV = cur, nil
 	}
 	_, err = tx.Exec(`UPDATE deliveries SET status = ?, attempts = ?, attempt_count = attempt_count + 1, next_attempt_at = ?,
 		claimed_until = 0, updated_at = ? WHERE id = ?`, status, log, nextV, micros(now), id)

@@ -129,15 +129,16 @@ type Dispatcher struct {
 	stop chan struct{}
 	done chan struct{}
 
-	mu       sync.Mutex
-	cond     *sync.Cond // broadcast when a held delivery is finished
-	eps      map[string]*endpoint
-	ready    []*endpoint // endpoints with queued deliveries and a free slot
-	held     int
-	inflight int
-	stopping bool
-	running  bool
-	wg       sync.WaitGroup
+	mu        sync.Mutex
+	cond      *sync.Cond // broadcast when a held delivery is finished
+	eps       map[string]*endpoint
+	ready     []*endpoint // endpoints with queued deliveries and a free slot
+	held      int         // claimed and not yet recorded
+	inflight  int
+	recording int // attempted, being recorded
+	stopping  bool
+	running   bool
+	wg        sync.WaitGroup
 
 	attempts  atomic.Int64
 	succeeded atomic.Int64
@@ -148,7 +149,7 @@ type endpoint struct {
 	id       string
 	queue    []*store.ClaimedDelivery
 	inflight int
-	held     int
+	held     int // queued or in flight
 	inReady  bool
 }
 
@@ -392,26 +393,39 @@ func (d *Dispatcher) deliver(ep *endpoint, c *store.ClaimedDelivery) {
 	d.mu.Lock()
 	ep.inflight--
 	d.inflight--
-	d.markReady(ep)
+	// The endpoint has room again as soon as the attempt is made: until it
+	// is recorded, its claim keeps it from being claimed again.
+	ep.held--
+	d.recording++
+	if ep.held == 0 && ep.inflight == 0 && len(ep.queue) == 0 {
+		delete(d.eps, ep.id)
+	} else {
+		d.markReady(ep)
+	}
+	roomNow := ep.held == d.o.QueuePerEndpoint/2
 	d.pump()
 	d.mu.Unlock()
+	if roomNow {
+		d.signalRoom()
+	}
 
 	d.record(c, a, ok)
 
 	d.mu.Lock()
-	ep.held--
+	d.recording--
 	d.held--
-	if ep.held == 0 {
-		delete(d.eps, ep.id)
-	}
-	if ep.held == d.o.QueuePerEndpoint/2 || d.held == d.o.MaxHeld-d.lowWater() || d.held == 0 {
-		select {
-		case d.room <- struct{}{}:
-		default:
-		}
+	if d.held == d.o.MaxHeld-d.lowWater() || d.held == 0 {
+		d.signalRoom()
 	}
 	d.cond.Broadcast()
 	d.mu.Unlock()
+}
+
+func (d *Dispatcher) signalRoom() {
+	select {
+	case d.room <- struct{}{}:
+	default:
+	}
 }
 
 // attempt POSTs c's event, signed, and reports the attempt and whether it
