@@ -36,16 +36,17 @@ type Engine struct {
 	// emitMu serialises calls of the handler: one event at a time, in order.
 	emitMu sync.Mutex
 
-	mu         sync.Mutex // guards the fields below
-	client     waClient
-	deviceJID  string
-	connCancel context.CancelFunc // ends the current connection
-	linking    bool               // waiting for a QR scan or a pair code
-	connected  bool               // logged in and online
-	loginCh    chan struct{}      // closed on events.Connected
-	waiter     chan error         // the Connect call waiting for the login outcome
-	pushName   string             // last push name reported
-	closed     bool
+	mu          sync.Mutex // guards the fields below
+	client      waClient
+	deviceJID   string
+	connCancel  context.CancelFunc // ends the current connection
+	linking     bool               // waiting for a QR scan or a pair code
+	connected   bool               // logged in and online
+	connectedAt time.Time          // when events.Connected came
+	loginCh     chan struct{}      // closed on events.Connected
+	waiter      chan error         // the Connect call waiting for the login outcome
+	pushName    string             // last push name reported
+	closed      bool
 }
 
 var _ wabsync.Engine = (*Engine)(nil)

@@ -65,7 +65,7 @@ func (e *Engine) onEvent(cli waClient, raw any) bool {
 		if evt.Reason.IsLoggedOut() {
 			e.onLoggedOut(cli, connectFailureText(evt.Reason))
 		} else {
-			e.onDisconnected(cli, "WhatsApp refused the connection: "+connectFailureText(evt.Reason)+".")
+			e.onRefused(cli, "WhatsApp refused the connection: "+connectFailureText(evt.Reason)+".")
 		}
 	case *events.StreamError:
 		e.log.Warn("whatsmeow: stream error", "code", evt.Code)
@@ -94,6 +94,7 @@ func (e *Engine) onConnected(cli waClient) {
 	dev := cli.Device()
 	e.mu.Lock()
 	e.connected = true
+	e.connectedAt = e.f.opts.now()
 	e.linking = false
 	if dev.ID != nil {
 		e.deviceJID = dev.ID.String()
@@ -127,15 +128,24 @@ func (e *Engine) onPushNameMaybeChanged(cli waClient) {
 
 // onDisconnected handles a connection that ended without WhatsApp saying the
 // link is gone. While a Connect waits for the login, the Connect call
-// reports it; while linking, the QR channel does (as a link timeout).
+// reports it; while linking, the QR channel does (as a link timeout). When
+// no connection is up it is a late event of one already handled, and
+// ignored.
 func (e *Engine) onDisconnected(cli waClient, reason string) {
 	e.mu.Lock()
-	linking := e.linking
+	linking, connected, waiting := e.linking, e.connected, e.waiter != nil
 	e.mu.Unlock()
-	if linking {
+	if linking || (!connected && !waiting) {
+		e.log.Debug("whatsmeow: disconnect event without a live connection", "reason", reason)
 		return
 	}
-	waiting, settle := e.stop(cli, false)
+	e.onRefused(cli, reason)
+}
+
+// onRefused ends the connection and reports reason: to a waiting Connect,
+// else as wabsync.EngineDisconnected.
+func (e *Engine) onRefused(cli waClient, reason string) {
+	waiting, settle := e.stop(cli, cli.Device().ID == nil)
 	defer settle(connectFailed(reason, false))
 	if waiting {
 		return // the waiting Connect reports it
@@ -149,6 +159,12 @@ func (e *Engine) onDisconnected(cli waClient, reason string) {
 // auto-reconnect would do); shorter hiccups are only logged, since the
 // connection often recovers.
 func (e *Engine) onKeepAliveTimeout(cli waClient, evt *events.KeepAliveTimeout) {
+	e.mu.Lock()
+	since := e.connectedAt
+	e.mu.Unlock()
+	if evt.LastSuccess.Before(since) {
+		return // a late event of an earlier connection
+	}
 	failing := e.f.opts.now().Sub(evt.LastSuccess)
 	if evt.LastSuccess.IsZero() || failing <= whatsmeow.KeepAliveMaxFailTime {
 		e.log.Warn("whatsmeow: keep-alive ping timed out", "errors", evt.ErrorCount)
@@ -188,7 +204,7 @@ func (e *Engine) onLoggedOut(cli waClient, reason string) {
 // outdated): report ev, then hand err to a waiting Connect.
 func (e *Engine) onFatal(cli waClient, ev wabsync.EngineEvent, err *wabsync.EngineError) {
 	e.log.Warn("whatsmeow: connection ended", "reason", err.Message)
-	_, settle := e.stop(cli, false)
+	_, settle := e.stop(cli, cli.Device().ID == nil)
 	_ = e.emit(ev)
 	settle(err)
 }

@@ -473,3 +473,86 @@ func TestDisconnectAndClose(t *testing.T) {
 		t.Fatalf("closed engine reported: %s", fmtEvents(evs))
 	}
 }
+
+// Late events of a connection already handled change nothing.
+func TestStaleConnectionEvents(t *testing.T) {
+	h := newHarness(t, true)
+	fake := h.current()
+	h.e.mu.Lock()
+	h.e.connectedAt = fixedNow.Add(-time.Minute)
+	h.e.mu.Unlock()
+	// A keep-alive failure from before this connection came up.
+	fake.fire(&events.KeepAliveTimeout{ErrorCount: 9, LastSuccess: fixedNow.Add(-10 * time.Minute)})
+	if !fake.IsConnected() {
+		t.Fatal("a stale keep-alive event dropped the connection")
+	}
+	h.e.Disconnect()
+	fake.fire(&events.Disconnected{})
+	fake.fire(&events.KeepAliveTimeout{ErrorCount: 9, LastSuccess: fixedNow.Add(-10 * time.Minute)})
+	checkEvents(t, h.rec.all())
+}
+
+// WhatsApp can end a linking connection with a failure; the event is
+// reported and the unlinked client dropped.
+func TestLinkingEndedByWhatsApp(t *testing.T) {
+	tests := []struct {
+		name string
+		evt  any
+		want wabsync.EngineEvent
+	}{
+		{"Refused", &events.ConnectFailure{Reason: events.ConnectFailureBadUserAgent},
+			wabsync.EngineDisconnected{Reason: "WhatsApp refused the connection: the client was rejected (409)."}},
+		{"ClientOutdated", &events.ClientOutdated{}, wabsync.EngineClientOutdated{}},
+		{"TemporaryBan", &events.TemporaryBan{Code: events.TempBanBlockedByUsers}, wabsync.EngineTemporaryBan{Reason: events.TempBanBlockedByUsers.String()}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, false)
+			h.setup = func(c *fakeClient) {
+				c.onConnect = func(c *fakeClient) {
+					c.qr <- whatsmeow.QRChannelItem{Event: whatsmeow.QRChannelEventCode, Code: "2@a", Timeout: time.Minute}
+				}
+			}
+			if err := h.e.Connect(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			fake := h.current()
+			fake.fire(tt.evt)
+			fake.qr <- whatsmeow.QRChannelErrUnexpectedEvent
+			checkEvents(t, h.rec.all(), wabsync.EngineQR{Code: "2@a", ExpiresAt: fixedNow.Add(time.Minute)}, tt.want)
+			if fake.IsConnected() || h.e.current(fake) {
+				t.Fatal("the linking client was kept")
+			}
+		})
+	}
+}
+
+// After a pairing, whatsmeow logs in again by itself; if that login never
+// completes the connection is reported dropped so that the runtime retries.
+func TestFirstLoginAfterPairingTimesOut(t *testing.T) {
+	h := newHarness(t, false, withTimeout(200*time.Millisecond))
+	h.setup = func(c *fakeClient) {
+		c.onConnect = func(c *fakeClient) {
+			c.qr <- whatsmeow.QRChannelItem{Event: whatsmeow.QRChannelEventCode, Code: "2@a", Timeout: time.Minute}
+		}
+	}
+	if err := h.e.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fake := h.current()
+	jid := ownDevice
+	fake.dev.ID = &jid
+	fake.fire(&events.PairSuccess{ID: ownDevice})
+	fake.qr <- whatsmeow.QRChannelSuccess
+	ev := h.rec.waitFor(t, "disconnected", func(ev wabsync.EngineEvent) bool { _, ok := ev.(wabsync.EngineDisconnected); return ok })
+	if ev.(wabsync.EngineDisconnected).Reason != "The device was linked, but the first login to WhatsApp did not complete." {
+		t.Fatalf("reason = %q", ev.(wabsync.EngineDisconnected).Reason)
+	}
+	if fake.IsConnected() {
+		t.Fatal("still connected")
+	}
+	// The link is kept: the next Connect logs in as a linked device.
+	if h.e.DeviceJID() != ownDevice.String() {
+		t.Fatalf("DeviceJID = %q", h.e.DeviceJID())
+	}
+}

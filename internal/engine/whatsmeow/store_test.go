@@ -196,3 +196,33 @@ func TestClientPayloadNamesTheDevice(t *testing.T) {
 		t.Fatalf("login payload = %v", lp)
 	}
 }
+
+// The real client is set up the way the engine relies on.
+func TestNewRealClientConfiguration(t *testing.T) {
+	f := MustFactory(t, Options{})
+	dev := f.container.NewDevice()
+	c, err := newRealClient(dev, clientConfig{DeviceName: "WabSync (x)", Proxy: "socks5://127.0.0.1:1080"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := c.(realClient).Client
+	if cli.EnableAutoReconnect || cli.InitialAutoReconnect {
+		t.Error("whatsmeow's auto-reconnect is on")
+	}
+	if !cli.SynchronousAck || !cli.EnableDecryptedEventBuffer {
+		t.Error("acks are not held until WabSync stored the event")
+	}
+	if !cli.AutomaticMessageRerequestFromPhone || !cli.UseRetryMessageStore {
+		t.Error("retry handling is off")
+	}
+	var props waCompanionReg.DeviceProps
+	if err := proto.Unmarshal(cli.GetClientPayload().GetDevicePairingData().GetDeviceProps(), &props); err != nil || props.GetOs() != "WabSync (x)" {
+		t.Errorf("device name = %q, %v", props.GetOs(), err)
+	}
+	if c.Device() != dev {
+		t.Error("Device() is not the store")
+	}
+	if _, err := newRealClient(dev, clientConfig{Proxy: "gopher://x"}); err == nil {
+		t.Error("bad proxy accepted")
+	}
+}
