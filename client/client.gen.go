@@ -2886,8 +2886,10 @@ type ClientInterface interface {
 
 	// RotateWebhookSecret Rotate the secret
 	//
-	// Generates a new signing secret and returns the endpoint with it. Deliveries from now on, retries
-	// included, are signed with the new secret only.
+	// Generates a new signing secret and returns the endpoint with it. For the next 24 hours every
+	// delivery, retries included, carries two signatures in `webhook-signature` (space-separated): one with
+	// the new secret and one with the old, so receivers can switch over without losing an event; after
+	// that, only the new secret signs.
 	//
 	// Corresponds with POST /api/v1/sessions/{session}/webhooks/{id}/secret (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecret(ctx context.Context, session SessionPath, id WebhookPath, params *RotateWebhookSecretParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4168,8 +4170,10 @@ func (c *RawClient) RetryWebhookDelivery(ctx context.Context, session SessionPat
 
 // RotateWebhookSecret Rotate the secret
 //
-// Generates a new signing secret and returns the endpoint with it. Deliveries from now on, retries
-// included, are signed with the new secret only.
+// Generates a new signing secret and returns the endpoint with it. For the next 24 hours every
+// delivery, retries included, carries two signatures in `webhook-signature` (space-separated): one with
+// the new secret and one with the old, so receivers can switch over without losing an event; after
+// that, only the new secret signs.
 //
 // Corresponds with POST /api/v1/sessions/{session}/webhooks/{id}/secret (the `RotateWebhookSecret` operationId).
 func (c *RawClient) RotateWebhookSecret(ctx context.Context, session SessionPath, id WebhookPath, params *RotateWebhookSecretParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8130,8 +8134,10 @@ type ClientWithResponsesInterface interface {
 
 	// RotateWebhookSecretWithResponse Rotate the secret
 	//
-	// Generates a new signing secret and returns the endpoint with it. Deliveries from now on, retries
-	// included, are signed with the new secret only.
+	// Generates a new signing secret and returns the endpoint with it. For the next 24 hours every
+	// delivery, retries included, carries two signatures in `webhook-signature` (space-separated): one with
+	// the new secret and one with the old, so receivers can switch over without losing an event; after
+	// that, only the new secret signs.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11782,8 +11788,10 @@ func (c *ClientWithResponses) RetryWebhookDeliveryWithResponse(ctx context.Conte
 
 // RotateWebhookSecretWithResponse Rotate the secret
 //
-// Generates a new signing secret and returns the endpoint with it. Deliveries from now on, retries
-// included, are signed with the new secret only.
+// Generates a new signing secret and returns the endpoint with it. For the next 24 hours every
+// delivery, retries included, carries two signatures in `webhook-signature` (space-separated): one with
+// the new secret and one with the old, so receivers can switch over without losing an event; after
+// that, only the new secret signs.
 //
 // Returns a wrapper object for the known response body format(s).
 //

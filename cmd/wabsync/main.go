@@ -29,6 +29,7 @@ import (
 	"github.com/wabsync/wabsync/internal/safehttp"
 	"github.com/wabsync/wabsync/internal/session"
 	"github.com/wabsync/wabsync/internal/store"
+	"github.com/wabsync/wabsync/internal/webhook"
 )
 
 func main() {
@@ -103,6 +104,7 @@ type Main struct {
 	API      *httpapi.Server
 	Limiter  *ratelimit.Limiter
 	Blobs    *media.Store
+	Webhooks *webhook.Dispatcher
 
 	listener net.Listener
 	server   *http.Server
@@ -153,7 +155,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	m.Bus = eventbus.New()
-	db.OnEvent = func(ev *wabsync.Event) { m.Bus.Publish(ev) }
+	m.Webhooks = webhook.NewDispatcher(db, webhook.Options{AllowPrivate: cfg.AllowPrivateURLs, Logger: m.Logger})
+	db.OnEvent = func(ev *wabsync.Event) {
+		m.Bus.Publish(ev)
+		m.Webhooks.Notify()
+	}
+	go m.Webhooks.Run(context.Background()) // returns when Close is called
 
 	lim, err := ratelimit.New(ratelimit.Config{Limit: cfg.RateLimit, Window: cfg.RateWindow, RedisURL: cfg.RedisURL, Logger: m.Logger})
 	if err != nil {
@@ -262,6 +269,11 @@ func (m *Main) Close() error {
 	}
 	if m.Sessions != nil {
 		m.Sessions.Close(ctx)
+	}
+	if m.Webhooks != nil {
+		// In-flight attempts finish and are recorded; unstarted claims are
+		// handed back for the next start (or another node).
+		m.Webhooks.Close()
 	}
 	for i := len(m.closers) - 1; i >= 0; i-- {
 		m.closers[i]()

@@ -24,7 +24,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 		s.logger.WarnContext(r.Context(), "readiness: database unreachable", "err", err)
 		return errorf(wabsync.EUnavailable, "The database is unreachable.")
 	}
-	respond(w, http.StatusOK, "Ready", map[string]string{"status": "ready", "database": "ok"})
+	respond(w, http.StatusOK, "Ready", map[string]any{"status": "ready", "checks": map[string]string{"database": "ok"}})
 	return nil
 }
 

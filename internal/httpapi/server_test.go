@@ -1,0 +1,66 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/wabsync/wabsync/internal/testutil"
+)
+
+func TestPanicBecomesEnvelope(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	var logs bytes.Buffer
+	s := New(Config{}, db, nil, Deps{}, slog.New(slog.NewTextHandler(&logs, nil)))
+	s.mux.Handle("GET /boom", s.wrap(route{"GET /boom", public, func(w http.ResponseWriter, r *http.Request) error {
+		panic("secret detail 42")
+	}}))
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/boom", nil)
+	req.Header.Set("X-Request-Id", "req-abc")
+	s.ServeHTTP(rec, req)
+	var env errorEnvelope
+	if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil {
+		t.Fatalf("body %q: %v", rec.Body, err)
+	}
+	if rec.Code != 500 || env.Code != "INTERNAL_ERROR" || strings.Contains(rec.Body.String(), "secret") {
+		t.Fatalf("got %d %s", rec.Code, rec.Body)
+	}
+	if !strings.Contains(logs.String(), "req-abc") || !strings.Contains(logs.String(), "panic") {
+		t.Fatalf("the panic is not logged with the request id: %s", logs.String())
+	}
+	if strings.Contains(logs.String(), "goroutine ") {
+		t.Fatalf("a stack trace reached the log: %s", logs.String())
+	}
+}
+
+func TestDecodeStrictNamesEveryField(t *testing.T) {
+	var req createSessionRequest
+	err := decodeStrict([]byte(`{"name": 1, "x": 2, "config": {"auto_link": "no", "y": 3}}`), &req)
+	e, ok := err.(interface{ Error() string })
+	if !ok || err == nil {
+		t.Fatal("want an error")
+	}
+	_ = e
+	ve := err.(*wabsyncError)
+	for _, f := range []string{"name", "x", "config.auto_link", "config.y"} {
+		if _, ok := ve.Details[f]; !ok {
+			t.Errorf("%s not named: %v", f, ve.Details)
+		}
+	}
+}
+
+func TestCursor(t *testing.T) {
+	for _, c := range []string{"", "!!", encodeCursor("")} {
+		if _, err := decodeCursor(c); err == nil {
+			t.Errorf("cursor %q accepted", c)
+		}
+	}
+	if v, err := decodeCursor(encodeCursor("ses_1")); err != nil || v != "ses_1" {
+		t.Fatalf("round trip: %q %v", v, err)
+	}
+}
