@@ -3,6 +3,7 @@ package whatsmeow
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -161,7 +162,6 @@ func TestConnectTimesOutOnSilentNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	closedByClient := make(chan struct{}, 4)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -170,17 +170,10 @@ func TestConnectTimesOutOnSilentNetwork(t *testing.T) {
 			}
 			go func() {
 				defer c.Close()
-				buf := make([]byte, 4096)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						closedByClient <- struct{}{}
-						return
-					}
-				}
+				_, _ = io.Copy(io.Discard, c) // read the CONNECT, never answer
 			}()
 		}
 	}()
-	before := runtime.NumGoroutine()
 	const timeout = time.Second
 	f, err := NewFactory(context.Background(), MustOpenSQLite(t), "sqlite3", testLogger(t), Options{ConnectTimeout: timeout})
 	if err != nil {
@@ -212,8 +205,6 @@ func TestConnectTimesOutOnSilentNetwork(t *testing.T) {
 	// since Go 1.23) until its one-minute CONNECT timeout: blocked on I/O,
 	// bounded, not spinning.
 	noGoroutinesOf(t, "go.mau.fi/whatsmeow", "engine/whatsmeow.(*Engine)")
-	_ = before
-	_ = closedByClient
 }
 
 func TestNewEngineValidates(t *testing.T) {

@@ -22,6 +22,10 @@ import (
 // session runtime calls Connect again with its own backoff. The only
 // reconnect left to whatsmeow is the one WhatsApp asks for right after a new
 // device is linked (stream error 515), which is part of linking.
+//
+// Events of a connection attempt reach the handler before Connect returns.
+// The handler must therefore not call Connect, Disconnect, Logout or Close
+// and wait for them: it may start them on another goroutine.
 type Engine struct {
 	f       *Factory
 	opts    wabsync.EngineOptions
@@ -87,13 +91,12 @@ func newEngine(f *Factory, o wabsync.EngineOptions) *Engine {
 		ctx:       ctx,
 		cancel:    cancel,
 		deviceJID: o.DeviceJID,
-		pushName:  "",
 	}
 }
 
-// DeviceJID returns the device JID of the linked account, or "" when not
+// linkedDevice returns the device JID of the linked account, or "" when not
 // linked.
-func (e *Engine) DeviceJID() string {
+func (e *Engine) linkedDevice() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.deviceJID
@@ -174,9 +177,15 @@ func (e *Engine) connect(ctx context.Context) (after []wabsync.EngineEvent, err 
 		e.finish(cli, nil, !linked)
 		return nil, connectFailed(msg, false)
 	}
+	// timedOut reports an attempt whose context ended: by the timeout, by
+	// the caller's context, or by Disconnect or Close.
 	timedOut := func(what string) ([]wabsync.EngineEvent, error) {
-		if ctx.Err() != nil {
+		timerFired := !timer.Stop()
+		switch {
+		case ctx.Err() != nil:
 			return fail("the connection attempt was cancelled")
+		case !timerFired:
+			return fail("the connection attempt was stopped")
 		}
 		return fail(fmt.Sprintf("could not reach WhatsApp: no %s within %s", what, e.f.opts.ConnectTimeout))
 	}
@@ -272,10 +281,10 @@ func (e *Engine) ensureClient(ctx context.Context) (waClient, []wabsync.EngineEv
 	e.mu.Unlock()
 	if cli != nil {
 		dev := cli.Device()
-		if !dev.Deleted && dev.ID != nil {
-			return cli, nil, nil
+		if !dev.Deleted && (dev.ID != nil || cli.IsConnected()) {
+			return cli, nil, nil // linked, or still showing QR codes
 		}
-		e.dropClient(cli)
+		e.finish(cli, nil, true)
 	}
 	dev, err := e.f.loadDevice(ctx, devJID)
 	if err != nil {
@@ -313,16 +322,6 @@ func (e *Engine) current(cli waClient) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.client == cli && !e.closed
-}
-
-// dropClient forgets cli and disconnects it.
-func (e *Engine) dropClient(cli waClient) {
-	e.mu.Lock()
-	if e.client == cli {
-		e.client = nil
-	}
-	e.mu.Unlock()
-	cli.Disconnect()
 }
 
 // stop ends the current connection of cli: it resets the engine's

@@ -161,8 +161,8 @@ func TestConnectionEvents(t *testing.T) {
 			if gone := dev == nil; gone != tt.deviceGone {
 				t.Errorf("device gone = %v, want %v", gone, tt.deviceGone)
 			}
-			if tt.deviceGone && h.e.DeviceJID() != "" {
-				t.Errorf("engine still has device %q", h.e.DeviceJID())
+			if tt.deviceGone && h.e.linkedDevice() != "" {
+				t.Errorf("engine still has device %q", h.e.linkedDevice())
 			}
 			if disc := !h.fake.IsConnected(); disc != tt.disconnected {
 				t.Errorf("disconnected = %v, want %v", disc, tt.disconnected)
@@ -229,8 +229,8 @@ func TestLinking(t *testing.T) {
 		wabsync.EnginePaired{DeviceJID: "14155550100:7@s.whatsapp.net", Phone: "+14155550100"},
 		wabsync.EngineConnected{Phone: "+14155550100"},
 	)
-	if h.e.DeviceJID() != "14155550100:7@s.whatsapp.net" {
-		t.Fatalf("DeviceJID = %q", h.e.DeviceJID())
+	if h.e.linkedDevice() != "14155550100:7@s.whatsapp.net" {
+		t.Fatalf("DeviceJID = %q", h.e.linkedDevice())
 	}
 }
 
@@ -423,7 +423,7 @@ func TestLogout(t *testing.T) {
 	})
 	t.Run("Factory.DeleteDevice", func(t *testing.T) {
 		h := newHarness(t, true)
-		if err := h.f.DeleteDevice(context.Background(), h.e.DeviceJID()); err != nil {
+		if err := h.f.DeleteDevice(context.Background(), h.e.linkedDevice()); err != nil {
 			t.Fatal(err)
 		}
 		if dev, _ := h.f.container.GetDevice(context.Background(), ownDevice); dev != nil {
@@ -438,8 +438,8 @@ func assertDeviceGone(t *testing.T, h *harness) {
 	if err != nil || dev != nil {
 		t.Fatalf("device after logout = %v, %v", dev, err)
 	}
-	if h.e.DeviceJID() != "" {
-		t.Fatalf("engine still has device %q", h.e.DeviceJID())
+	if h.e.linkedDevice() != "" {
+		t.Fatalf("engine still has device %q", h.e.linkedDevice())
 	}
 	if evs := h.rec.all(); len(evs) != 0 {
 		t.Fatalf("own logout reported events: %s", fmtEvents(evs))
@@ -552,7 +552,7 @@ func TestFirstLoginAfterPairingTimesOut(t *testing.T) {
 		t.Fatal("still connected")
 	}
 	// The link is kept: the next Connect logs in as a linked device.
-	if h.e.DeviceJID() != ownDevice.String() {
-		t.Fatalf("DeviceJID = %q", h.e.DeviceJID())
+	if h.e.linkedDevice() != ownDevice.String() {
+		t.Fatalf("DeviceJID = %q", h.e.linkedDevice())
 	}
 }

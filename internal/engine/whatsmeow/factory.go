@@ -1,11 +1,3 @@
-// Package whatsmeow is WabSync's engine for the real WhatsApp network: it links
-// a WhatsApp account as a companion device through go.mau.fi/whatsmeow and
-// maps whatsmeow's events, messages and errors to WabSync's Engine interface.
-// It is the only package that imports whatsmeow.
-//
-// whatsmeow's device store (keys, sessions, contacts, LID map) lives in
-// WabSync's own database, in whatsmeow's tables (whatsmeow_*), on SQLite or
-// PostgreSQL.
 package whatsmeow
 
 import (
@@ -21,7 +13,6 @@ import (
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
-	waLog "go.mau.fi/whatsmeow/util/log"
 
 	"github.com/wabsync/wabsync"
 )
@@ -180,8 +171,6 @@ func (f *Factory) deviceName(sessionName string) string {
 	}
 	return name
 }
-
-func (f *Factory) waLogger(l *slog.Logger) waLog.Logger { return newWALogger(l, "") }
 
 func parseDeviceJID(s string) (types.JID, error) {
 	jid, err := types.ParseJID(s)
