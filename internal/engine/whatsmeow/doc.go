@@ -21,13 +21,13 @@
 //
 //	QR channel code             → EngineQR{Code, ExpiresAt: now + whatsmeow's per-code timeout}
 //	QR channel timeout          → EngineLinkTimeout
-//	QR channel error            → EngineDisconnected{"Linking failed: …"}
+//	QR channel error            → EngineLinkTimeout (no event says "link failed"; the cause is logged)
 //	PairSuccess                 → EnginePaired{DeviceJID, Phone, PushName}
 //	Connected                   → EngineConnected{Phone, PushName} (again when the push name arrives later)
 //	Disconnected                → EngineDisconnected (the runtime reconnects)
 //	KeepAliveTimeout > 3 min    → EngineDisconnected (shorter ones are logged)
 //	LoggedOut, ConnectFailure 401/403/406 → EngineLoggedOut (device deleted)
-//	ConnectFailure, other       → EngineDisconnected{"WhatsApp refused the connection: …"}
+//	ConnectFailure, other       → EngineDisconnected{"WhatsApp refused the connection: …"} (while linking: EngineLinkTimeout)
 //	StreamReplaced              → EngineStreamReplaced
 //	TemporaryBan                → EngineTemporaryBan{Reason, Expires}
 //	ClientOutdated              → EngineClientOutdated

@@ -297,7 +297,7 @@ func (e *Engine) ensureClient(ctx context.Context) (waClient, []wabsync.EngineEv
 		e.mu.Lock()
 		e.deviceJID = ""
 		e.mu.Unlock()
-		reason := "This device's keys are no longer stored; link the session again."
+		reason := "the device's keys are no longer stored"
 		return nil, []wabsync.EngineEvent{wabsync.EngineLoggedOut{Reason: reason}},
 			&wabsync.EngineError{Code: wabsync.MsgErrLoggedOut, Message: reason, Permanent: true}
 	}
@@ -423,10 +423,12 @@ func (e *Engine) watchQR(ctx context.Context, cli waClient, qr <-chan whatsmeow.
 			}
 			return
 		case whatsmeow.QRChannelEventError:
+			// There is no event for a failed link: it ends like one that
+			// timed out (connect again for new codes), the cause is logged.
 			e.log.Warn("whatsmeow: linking failed", "err", item.Error)
 			e.endLinking(cli)
 			if firstDone {
-				_ = e.emit(wabsync.EngineDisconnected{Reason: "Linking failed: " + safeDetail(item.Error) + ". Connect again for a new QR code."})
+				_ = e.emit(wabsync.EngineLinkTimeout{})
 			} else {
 				report(connectFailed("linking failed: "+safeDetail(item.Error), false))
 			}
@@ -448,8 +450,8 @@ func (e *Engine) watchQR(ctx context.Context, cli waClient, qr <-chan whatsmeow.
 
 // awaitFirstLogin waits, after a successful pairing, for whatsmeow's own
 // reconnect to log in. If it does not within the connect timeout, the
-// connection is closed and reported as dropped, so that the runtime connects
-// again (now as a linked device).
+// connection is closed and linking reported as ended (EngineLinkTimeout);
+// the device stays linked and the next Connect logs in.
 func (e *Engine) awaitFirstLogin(ctx context.Context, cli waClient, loginCh chan struct{}) {
 	t := time.NewTimer(e.f.opts.ConnectTimeout)
 	defer t.Stop()
@@ -460,9 +462,11 @@ func (e *Engine) awaitFirstLogin(ctx context.Context, cli waClient, loginCh chan
 		if !e.current(cli) {
 			return
 		}
+		// The link is stored; the session's next Connect logs in. There is
+		// no event for this, so it ends the linking like a timeout.
 		e.log.Warn("whatsmeow: linked, but the first login did not complete")
 		e.finish(cli, nil, false)
-		_ = e.emit(wabsync.EngineDisconnected{Reason: "The device was linked, but the first login to WhatsApp did not complete."})
+		_ = e.emit(wabsync.EngineLinkTimeout{})
 	}
 }
 

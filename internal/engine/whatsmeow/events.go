@@ -40,7 +40,7 @@ func (e *Engine) onEvent(cli waClient, raw any) bool {
 	case *events.PushNameSetting, *events.AppStateSyncComplete:
 		e.onPushNameMaybeChanged(cli)
 	case *events.Disconnected:
-		e.onDisconnected(cli, "The connection to WhatsApp was closed.")
+		e.onDisconnected(cli, "WhatsApp closed the connection")
 	case *events.KeepAliveTimeout:
 		e.onKeepAliveTimeout(cli, evt)
 	case *events.KeepAliveRestored:
@@ -65,7 +65,7 @@ func (e *Engine) onEvent(cli waClient, raw any) bool {
 		if evt.Reason.IsLoggedOut() {
 			e.onLoggedOut(cli, connectFailureText(evt.Reason))
 		} else {
-			e.onRefused(cli, "WhatsApp refused the connection: "+connectFailureText(evt.Reason)+".")
+			e.onRefused(cli, "WhatsApp refused the connection: "+connectFailureText(evt.Reason))
 		}
 	case *events.StreamError:
 		e.log.Warn("whatsmeow: stream error", "code", evt.Code)
@@ -143,15 +143,21 @@ func (e *Engine) onDisconnected(cli waClient, reason string) {
 }
 
 // onRefused ends the connection and reports reason: to a waiting Connect,
-// else as wabsync.EngineDisconnected.
+// else as wabsync.EngineDisconnected; a linking connection ends as linking
+// does (wabsync.EngineLinkTimeout: connect again for new codes).
 func (e *Engine) onRefused(cli waClient, reason string) {
-	waiting, settle := e.stop(cli, cli.Device().ID == nil)
+	unlinked := cli.Device().ID == nil
+	waiting, settle := e.stop(cli, unlinked)
 	defer settle(connectFailed(reason, false))
-	if waiting {
-		return // the waiting Connect reports it
-	}
 	e.log.Info("whatsmeow: disconnected", "reason", reason)
-	_ = e.emit(wabsync.EngineDisconnected{Reason: reason})
+	switch {
+	case waiting:
+		// the waiting Connect reports it
+	case unlinked:
+		_ = e.emit(wabsync.EngineLinkTimeout{})
+	default:
+		_ = e.emit(wabsync.EngineDisconnected{Reason: reason})
+	}
 }
 
 // onKeepAliveTimeout drops a connection whose keep-alive pings failed for
@@ -170,7 +176,7 @@ func (e *Engine) onKeepAliveTimeout(cli waClient, evt *events.KeepAliveTimeout) 
 		e.log.Warn("whatsmeow: keep-alive ping timed out", "errors", evt.ErrorCount)
 		return
 	}
-	e.onDisconnected(cli, fmt.Sprintf("WhatsApp stopped answering keep-alive pings (for %s).", failing.Round(time.Second)))
+	e.onDisconnected(cli, fmt.Sprintf("WhatsApp stopped answering keep-alive pings for %s", failing.Round(time.Second)))
 }
 
 // onLoggedOut handles the link being gone: the device and its keys are
@@ -211,9 +217,9 @@ func (e *Engine) onFatal(cli waClient, ev wabsync.EngineEvent, err *wabsync.Engi
 
 func loggedOutReason(evt *events.LoggedOut) string {
 	if !evt.OnConnect {
-		return "The device was logged out from the phone."
+		return "the device was removed on the phone"
 	}
-	return "WhatsApp ended the link: " + connectFailureText(evt.Reason) + "."
+	return "WhatsApp ended the link: " + connectFailureText(evt.Reason)
 }
 
 // connectFailureText says what a connect failure reason means, for people.

@@ -117,15 +117,15 @@ func TestConnectionEvents(t *testing.T) {
 		deviceGone, disconnected bool
 	}{
 		{name: "Connected", evt: &events.Connected{}, want: wabsync.EngineConnected{Phone: "+14155550100", PushName: "Alice"}},
-		{name: "Disconnected", evt: &events.Disconnected{}, want: wabsync.EngineDisconnected{Reason: "The connection to WhatsApp was closed."}, disconnected: true},
+		{name: "Disconnected", evt: &events.Disconnected{}, want: wabsync.EngineDisconnected{Reason: "WhatsApp closed the connection"}, disconnected: true},
 		{name: "KeepAliveHiccup", evt: &events.KeepAliveTimeout{ErrorCount: 1, LastSuccess: fixedNow.Add(-40 * time.Second)}},
 		{name: "KeepAliveDead", evt: &events.KeepAliveTimeout{ErrorCount: 7, LastSuccess: fixedNow.Add(-4 * time.Minute)},
-			want: wabsync.EngineDisconnected{Reason: "WhatsApp stopped answering keep-alive pings (for 4m0s)."}, disconnected: true},
+			want: wabsync.EngineDisconnected{Reason: "WhatsApp stopped answering keep-alive pings for 4m0s"}, disconnected: true},
 		{name: "KeepAliveRestored", evt: &events.KeepAliveRestored{}},
 		{name: "LoggedOutFromPhone", evt: &events.LoggedOut{OnConnect: false, Reason: events.ConnectFailureLoggedOut},
-			want: wabsync.EngineLoggedOut{Reason: "The device was logged out from the phone."}, deviceGone: true, disconnected: true},
+			want: wabsync.EngineLoggedOut{Reason: "the device was removed on the phone"}, deviceGone: true, disconnected: true},
 		{name: "LoggedOutOnConnect", evt: &events.LoggedOut{OnConnect: true, Reason: events.ConnectFailureMainDeviceGone},
-			want:       wabsync.EngineLoggedOut{Reason: "WhatsApp ended the link: the phone's account was logged out or moved to another phone (403)."},
+			want:       wabsync.EngineLoggedOut{Reason: "WhatsApp ended the link: the phone's account was logged out or moved to another phone (403)"},
 			deviceGone: true, disconnected: true},
 		{name: "StreamReplaced", evt: &events.StreamReplaced{}, want: wabsync.EngineStreamReplaced{}, disconnected: true},
 		{name: "TemporaryBan", evt: &events.TemporaryBan{Code: events.TempBanSentToTooManyPeople, Expire: time.Hour},
@@ -137,7 +137,7 @@ func TestConnectionEvents(t *testing.T) {
 			want:       wabsync.EngineLoggedOut{Reason: "logged out by WhatsApp, the account may be banned (406)"},
 			deviceGone: true, disconnected: true},
 		{name: "ConnectFailureOther", evt: &events.ConnectFailure{Reason: events.ConnectFailureBadUserAgent},
-			want: wabsync.EngineDisconnected{Reason: "WhatsApp refused the connection: the client was rejected (409)."}, disconnected: true},
+			want: wabsync.EngineDisconnected{Reason: "WhatsApp refused the connection: the client was rejected (409)"}, disconnected: true},
 		{name: "StreamErrorLogged", evt: &events.StreamError{Code: "999"}},
 		{name: "HistorySyncIgnored", evt: &events.HistorySync{}},
 		{name: "PushNameUnchanged", evt: &events.PushNameSetting{Action: &waSyncAction.PushNameSetting{Name: proto.String("Alice")}}},
@@ -277,8 +277,9 @@ func TestLinkTimeout(t *testing.T) {
 	)
 }
 
-// A pairing error after the codes were shown ends the linking attempt with
-// a reason; before the first code it fails Connect.
+// A pairing error after the codes were shown ends the linking attempt (as
+// EngineLinkTimeout: there is no event for a failed link); before the first
+// code it fails Connect.
 func TestLinkError(t *testing.T) {
 	h := newHarness(t, false)
 	h.setup = func(c *fakeClient) {
@@ -298,10 +299,11 @@ func TestLinkError(t *testing.T) {
 	if err := h.e.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h.current().qr <- whatsmeow.QRChannelItem{Event: whatsmeow.QRChannelEventError, Error: errors.New("invalid device signature in pair success message")}
-	ev := h.rec.waitFor(t, "disconnected", func(ev wabsync.EngineEvent) bool { _, ok := ev.(wabsync.EngineDisconnected); return ok })
-	if want := "Linking failed: invalid device signature in pair success message. Connect again for a new QR code."; ev.(wabsync.EngineDisconnected).Reason != want {
-		t.Fatalf("reason = %q", ev.(wabsync.EngineDisconnected).Reason)
+	fake := h.current()
+	fake.qr <- whatsmeow.QRChannelItem{Event: whatsmeow.QRChannelEventError, Error: errors.New("invalid device signature in pair success message")}
+	h.rec.waitFor(t, "link timeout", func(ev wabsync.EngineEvent) bool { _, ok := ev.(wabsync.EngineLinkTimeout); return ok })
+	if fake.IsConnected() || h.e.current(fake) {
+		t.Fatal("the linking client was kept")
 	}
 }
 
@@ -317,7 +319,7 @@ func TestConnectLinked(t *testing.T) {
 		{name: "Connected", answer: &events.Connected{}, want: wabsync.EngineConnected{Phone: "+14155550100", PushName: "Alice"}},
 		{name: "LoggedOut", answer: &events.LoggedOut{OnConnect: true, Reason: events.ConnectFailureLoggedOut},
 			wantErr: wabsync.MsgErrLoggedOut, permanent: true,
-			want: wabsync.EngineLoggedOut{Reason: "WhatsApp ended the link: logged out from another device (401)."}},
+			want: wabsync.EngineLoggedOut{Reason: "WhatsApp ended the link: logged out from another device (401)"}},
 		{name: "TemporaryBan", answer: &events.TemporaryBan{Code: events.TempBanSentToTooManyPeople, Expire: 2 * time.Hour},
 			wantErr: CodeTemporaryBan, permanent: true,
 			want: wabsync.EngineTemporaryBan{Reason: events.TempBanSentToTooManyPeople.String(), Expires: fixedNow.Add(2 * time.Hour)}},
@@ -377,7 +379,7 @@ func TestConnectDeviceMissing(t *testing.T) {
 	if !isEngineError(err, wabsync.MsgErrLoggedOut, true) {
 		t.Fatalf("Connect = %v", err)
 	}
-	checkEvents(t, h.rec.all(), wabsync.EngineLoggedOut{Reason: "This device's keys are no longer stored; link the session again."})
+	checkEvents(t, h.rec.all(), wabsync.EngineLoggedOut{Reason: "the device's keys are no longer stored"})
 	// Connecting again links anew.
 	if err := h.e.Connect(context.Background()); err != nil {
 		t.Fatal(err)
@@ -500,8 +502,7 @@ func TestLinkingEndedByWhatsApp(t *testing.T) {
 		evt  any
 		want wabsync.EngineEvent
 	}{
-		{"Refused", &events.ConnectFailure{Reason: events.ConnectFailureBadUserAgent},
-			wabsync.EngineDisconnected{Reason: "WhatsApp refused the connection: the client was rejected (409)."}},
+		{"Refused", &events.ConnectFailure{Reason: events.ConnectFailureBadUserAgent}, wabsync.EngineLinkTimeout{}},
 		{"ClientOutdated", &events.ClientOutdated{}, wabsync.EngineClientOutdated{}},
 		{"TemporaryBan", &events.TemporaryBan{Code: events.TempBanBlockedByUsers}, wabsync.EngineTemporaryBan{Reason: events.TempBanBlockedByUsers.String()}},
 	}
@@ -528,7 +529,8 @@ func TestLinkingEndedByWhatsApp(t *testing.T) {
 }
 
 // After a pairing, whatsmeow logs in again by itself; if that login never
-// completes the connection is reported dropped so that the runtime retries.
+// completes, linking ends (EngineLinkTimeout) with the device linked, so
+// that the next Connect logs in.
 func TestFirstLoginAfterPairingTimesOut(t *testing.T) {
 	h := newHarness(t, false, withTimeout(200*time.Millisecond))
 	h.setup = func(c *fakeClient) {
@@ -544,10 +546,7 @@ func TestFirstLoginAfterPairingTimesOut(t *testing.T) {
 	fake.dev.ID = &jid
 	fake.fire(&events.PairSuccess{ID: ownDevice})
 	fake.qr <- whatsmeow.QRChannelSuccess
-	ev := h.rec.waitFor(t, "disconnected", func(ev wabsync.EngineEvent) bool { _, ok := ev.(wabsync.EngineDisconnected); return ok })
-	if ev.(wabsync.EngineDisconnected).Reason != "The device was linked, but the first login to WhatsApp did not complete." {
-		t.Fatalf("reason = %q", ev.(wabsync.EngineDisconnected).Reason)
-	}
+	h.rec.waitFor(t, "link timeout", func(ev wabsync.EngineEvent) bool { _, ok := ev.(wabsync.EngineLinkTimeout); return ok })
 	if fake.IsConnected() {
 		t.Fatal("still connected")
 	}

@@ -114,7 +114,7 @@ func fillContent(out *wabsync.InboundMessage, m *waE2E.Message) bool {
 		pm := m.GetProtocolMessage()
 		switch pm.GetType() {
 		case waE2E.ProtocolMessage_REVOKE:
-			// Kind stays empty: the revoked message keeps its own kind.
+			out.Kind = wabsync.KindText // as the sandbox reports revokes
 			out.RevokeOf = pm.GetKey().GetID()
 		case waE2E.ProtocolMessage_MESSAGE_EDIT:
 			out.Kind = wabsync.KindText

@@ -232,7 +232,7 @@ func TestReceiveMessages(t *testing.T) {
 			name: "Revoke",
 			evt: incoming(dm("A16"), &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Type: waE2E.ProtocolMessage_REVOKE.Enum(),
 				Key: &waCommon.MessageKey{ID: proto.String("A1"), RemoteJID: proto.String(bobPN.String())}}}),
-			want: ptr(fromBob(wabsync.InboundMessage{WAID: "A16", RevokeOf: "A1"})),
+			want: ptr(fromBob(wabsync.InboundMessage{WAID: "A16", Kind: wabsync.KindText, RevokeOf: "A1"})),
 		},
 		{
 			name: "LIDOnlySenderResolvedThroughTheLIDStore",
