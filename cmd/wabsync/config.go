@@ -32,6 +32,10 @@ type Config struct {
 	// Internal knobs for tests (not configurable from outside).
 	ReconnectBase time.Duration
 	QRTTL         time.Duration
+	// redisPrefix, when set, replaces the default prefix of the rate-limit
+	// keys in Redis, so that concurrent test runs sharing one Redis keep
+	// their budgets apart.
+	redisPrefix string
 }
 
 type setting struct {

@@ -162,7 +162,8 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	go m.Webhooks.Run(context.Background()) // returns when Close is called
 
-	lim, err := ratelimit.New(ratelimit.Config{Limit: cfg.RateLimit, Window: cfg.RateWindow, RedisURL: cfg.RedisURL, Logger: m.Logger})
+	lim, err := ratelimit.New(ratelimit.Config{Limit: cfg.RateLimit, Window: cfg.RateWindow, RedisURL: cfg.RedisURL,
+		RedisPrefix: cfg.redisPrefix, Logger: m.Logger})
 	if err != nil {
 		return fmt.Errorf("rate limiter: %w", err)
 	}
