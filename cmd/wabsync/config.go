@@ -28,6 +28,9 @@ type Config struct {
 	MetricsPublic    bool
 	SendRate         float64
 	SendBurst        int
+	NodeURL          string
+	NodeCapacity     int
+	LeaseTTL         time.Duration
 
 	// Internal knobs for tests (not configurable from outside).
 	ReconnectBase time.Duration
@@ -122,6 +125,29 @@ var settings = []setting{
 		return nil
 	}},
 	{"WABSYNC_NODE_ID", "node-id", "", "this node's id (default: host name + random suffix)", func(c *Config, v string) error { c.NodeID = v; return nil }},
+	{"WABSYNC_NODE_URL", "node-url", "", "where other nodes reach this node's API, e.g. http://10.0.0.5:8080 (default: http://127.0.0.1:<port>)", func(c *Config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+			return fmt.Errorf("must be an http(s) URL")
+		}
+		c.NodeURL = strings.TrimRight(v, "/")
+		return nil
+	}},
+	{"WABSYNC_NODE_CAPACITY", "node-capacity", "10000", "most sessions this node takes over on its own", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("must be a positive integer")
+		}
+		c.NodeCapacity = n
+		return nil
+	}},
+	{"WABSYNC_LEASE_TTL", "lease-ttl", "15s", "how long a dead node keeps its sessions before others take them over", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 10*time.Minute {
+			return fmt.Errorf("must be a duration from 1s to 10m, like 15s")
+		}
+		c.LeaseTTL = d
+		return nil
+	}},
 	{"WABSYNC_METRICS_PUBLIC", "metrics-public", "true", "serve /metrics without the admin token", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

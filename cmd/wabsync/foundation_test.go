@@ -15,6 +15,8 @@ func TestRoutesMatchContract(t *testing.T) {
 	ts := mustRunMain(t)
 	have := map[string]bool{}
 	for _, p := range ts.API.Patterns() {
+		// ServeMux's "/{$}" (exactly /) and "{rest...}" are "/" and "{rest}" in OpenAPI.
+		p = strings.ReplaceAll(strings.ReplaceAll(p, "{$}", ""), "...}", "}")
 		have[p] = true
 	}
 	documented := map[string]bool{}

@@ -21,6 +21,7 @@ import (
 	"github.com/wabsync/wabsync"
 	"github.com/wabsync/wabsync/api"
 	"github.com/wabsync/wabsync/internal/apidocs"
+	"github.com/wabsync/wabsync/internal/dashboard"
 	"github.com/wabsync/wabsync/internal/engine/sandbox"
 	"github.com/wabsync/wabsync/internal/eventbus"
 	"github.com/wabsync/wabsync/internal/httpapi"
@@ -109,6 +110,12 @@ type Main struct {
 	listener net.Listener
 	server   *http.Server
 	closers  []func()
+
+	// Test hooks, set before Run: clock replaces the database's clock (and
+	// so the webhook dispatcher's); with webhooksManual the dispatcher is
+	// not run, and the test drives it with Webhooks.RunOnce.
+	clock          func() time.Time
+	webhooksManual bool
 }
 
 // NewMain returns a Main that logs to logOut.
@@ -141,6 +148,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.DB = db
+	if m.clock != nil {
+		db.Now = m.clock
+	}
 	if n, err := db.Migrate(ctx); err != nil {
 		return err
 	} else if n > 0 {
@@ -160,7 +170,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Bus.Publish(ev)
 		m.Webhooks.Notify()
 	}
-	go m.Webhooks.Run(context.Background()) // returns when Close is called
+	if !m.webhooksManual {
+		go m.Webhooks.Run(context.Background()) // returns when Close is called
+	}
 
 	lim, err := ratelimit.New(ratelimit.Config{Limit: cfg.RateLimit, Window: cfg.RateWindow, RedisURL: cfg.RedisURL,
 		RedisPrefix: cfg.redisPrefix, Logger: m.Logger})
@@ -194,10 +206,12 @@ func (m *Main) Run(ctx context.Context) error {
 		MetricsPublic: cfg.MetricsPublic}, db, lim, httpapi.Deps{}, m.Logger)
 	m.Sessions = session.NewManager(session.Options{DB: db, Factories: factories, Logger: m.Logger,
 		ReconnectBase: cfg.ReconnectBase, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
-		OnTokensChanged: m.API.ForgetSessionTokens, Blobs: blobOpener{blobs}})
+		OnTokensChanged: m.API.ForgetSessionTokens, Blobs: blobOpener{blobs},
+		NodeID: cfg.NodeID, LeaseTTL: cfg.LeaseTTL, Capacity: cfg.NodeCapacity, SingleNode: db.Dialect() == store.SQLite})
 	db.OnMessageQueued = m.Sessions.Wake
 	m.API.SetMedia(httpapi.MediaDeps{Blobs: blobs, Fetcher: fetcher, Signer: signer})
 	m.API.SetDocs(apidocs.Handler(api.YAML()))
+	m.API.SetDashboard(dashboard.Handler())
 	m.API.SetSessions(m.Sessions)
 	m.API.SetEventBus(m.Bus)
 	m.API.SetSandbox(m.Sandbox)
@@ -221,11 +235,45 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Logger.Error("http server", "err", err)
 		}
 	}()
+	nodeURL := cfg.NodeURL
+	if nodeURL == "" {
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		nodeURL = "http://127.0.0.1:" + port
+	}
+	m.Sessions.SetAddress(nodeURL)
+	httpapi.NodeAliveWithin = 2 * m.Sessions.LeaseTTL()
+	if db.Dialect() == store.Postgres {
+		// Several nodes may share this database: requests for sessions that
+		// another node runs are forwarded there, and nodes wake each other.
+		m.API.SetNode(cfg.NodeID)
+		lctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			db.Listen(lctx, []string{store.ChanOutbox, store.ChanEvents, store.ChanMail, store.ChanLeases}, m.onNotify)
+		}()
+		m.closers = append(m.closers, func() { cancel(); <-done })
+	}
 	if err := m.Sessions.Resume(ctx); err != nil {
 		m.Logger.Error("resuming sessions", "err", err)
 	}
 	m.Logger.Info("wabsync serving", "addr", ln.Addr().String(), "database", db.Dialect(), "data_dir", absPath(cfg.DataDir), "version", wabsync.Version)
 	return nil
+}
+
+// onNotify handles a notification from another node.
+func (m *Main) onNotify(channel, payload string) {
+	switch channel {
+	case store.ChanOutbox:
+		m.Sessions.Wake(payload)
+	case store.ChanEvents:
+		m.Bus.Poke(payload)
+		m.Webhooks.Notify()
+	case store.ChanMail:
+		m.Sandbox.Wake(payload)
+	case store.ChanLeases:
+		m.Sessions.Kick()
+	}
 }
 
 // mediaLinkTTL is how long the signed media links in events work: longer

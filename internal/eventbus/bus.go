@@ -82,3 +82,10 @@ func (b *Bus) send(m map[*Sub]struct{}, ev *wabsync.Event) {
 		}
 	}
 }
+
+// Poke tells the session's subscribers that events were stored elsewhere
+// (another node), so that they read them from the database now.
+func (b *Bus) Poke(session string) {
+	sid := session
+	b.Publish(&wabsync.Event{SessionID: &sid, Sequence: -1})
+}

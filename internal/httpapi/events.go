@@ -118,6 +118,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		case <-r.Context().Done():
 			return nil
 		case ev := <-live:
+			if ev.Sequence < 0 {
+				// A poke: events were stored by another node.
+				if err := catchUp(); err != nil {
+					return nil
+				}
+				continue
+			}
 			if ev.Sequence <= last {
 				continue
 			}

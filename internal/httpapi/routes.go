@@ -45,7 +45,9 @@ func (s *Server) routes() []route {
 	rs = append(rs, s.sessionRoutes()...)
 	rs = append(rs, s.messageRoutes()...)
 	rs = append(rs, s.sandboxRoutes()...)
+	rs = append(rs, s.nodeRoutes()...)
 	rs = append(rs, s.webhookRoutes()...)
+	rs = append(rs, s.dashboardRoutes()...)
 	return rs
 }
 
@@ -95,7 +97,17 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) er
 		return errorf(wabsync.EForbidden, "This route needs the admin token.")
 	}
 	ctx := wabsync.NewContextWithPrincipal(r.Context(), p)
-	return rt.h(w, r.WithContext(ctx))
+	r = r.WithContext(ctx)
+	if ownerRoutes[rt.pattern] && s.nodeID != "" {
+		id, err := sessionParam(r)
+		if err != nil {
+			return err
+		}
+		if done, err := s.forward(w, r, id, nil); done || err != nil {
+			return err
+		}
+	}
+	return rt.h(w, r)
 }
 
 // authenticate resolves the bearer token, through a short-lived cache keyed

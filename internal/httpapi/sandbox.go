@@ -34,12 +34,19 @@ type scanRequest struct {
 }
 
 func (s *Server) handleSandboxScan(w http.ResponseWriter, r *http.Request) error {
+	raw, err := s.readBody(w, r, s.cfg.MaxJSON)
+	if err != nil {
+		return err
+	}
 	var req scanRequest
-	if err := s.readJSON(w, r, &req); err != nil {
+	if err := decodeStrict(raw, &req); err != nil {
 		return err
 	}
 	if req.QR == "" || len(req.QR) > 1000 {
 		return fieldError(wabsync.EValidation, "qr", "is required: the raw QR string from GET …/qr")
+	}
+	if done, err := s.forward(w, r, sandbox.SessionOfQR(req.QR), raw); done || err != nil {
+		return err
 	}
 	id, err := s.sandbox.Scan(r.Context(), req.QR)
 	if err != nil {
@@ -148,6 +155,9 @@ func (s *Server) handleSandboxInbound(w http.ResponseWriter, r *http.Request) er
 	}
 	if sess.Engine != wabsync.EngineSandbox {
 		return fieldError(wabsync.EValidation, "session", "is not a sandbox session")
+	}
+	if done, err := s.forward(w, r, sess.ID, raw); done || err != nil {
+		return err
 	}
 	if s.deps.Sessions.Engine(sess.ID) == nil {
 		return notConnected(sess.ID)

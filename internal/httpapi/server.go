@@ -46,7 +46,12 @@ type Server struct {
 	sandbox SandboxService
 	docs    http.Handler
 	media   MediaDeps
+
+	nodeID         string
+	proxyTransport http.RoundTripper
 	ready   atomic.Bool
+
+	dashboard http.Handler
 }
 
 // Deps are the services the handlers call.

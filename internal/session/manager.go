@@ -36,6 +36,16 @@ type Options struct {
 	// SendRate and SendBurst pace each session's sending (defaults 20/s, 20).
 	SendRate  float64
 	SendBurst int
+	// Address is where other nodes reach this node's API (forwarding).
+	Address string
+	// NodeID names this node; LeaseTTL is how long a session's lease lasts
+	// without renewal (default 15 s); Capacity bounds how many sessions this
+	// node takes over on its own (default 10,000). SingleNode (SQLite) lets a
+	// restarted node take every lease at once instead of waiting for expiry.
+	NodeID     string
+	LeaseTTL   time.Duration
+	Capacity   int
+	SingleNode bool
 	// Blobs opens stored media for sending.
 	Blobs BlobOpener
 	// OnTokensChanged is told when a session's token was rotated or deleted.
@@ -52,6 +62,10 @@ type Manager struct {
 	runners map[string]*runner
 	closed  bool
 	wg      sync.WaitGroup // sender goroutines and background starts
+
+	kick     chan struct{} // wakes the cluster loop
+	loopDone chan struct{}
+	stopLoop context.CancelFunc
 }
 
 // NewManager returns a manager; call Resume to bring back sessions that were
@@ -75,7 +89,16 @@ func NewManager(o Options) *Manager {
 	if o.SendBurst <= 0 {
 		o.SendBurst = 20
 	}
-	return &Manager{opts: o, db: o.DB, logger: o.Logger, runners: map[string]*runner{}}
+	if o.NodeID == "" {
+		o.NodeID = "node-" + wabsync.RandomBase62(8)
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 15 * time.Second
+	}
+	if o.Capacity <= 0 {
+		o.Capacity = 10000
+	}
+	return &Manager{opts: o, db: o.DB, logger: o.Logger, runners: map[string]*runner{}, kick: make(chan struct{}, 1)}
 }
 
 // CreateInput is what a new session is made from.
@@ -147,8 +170,26 @@ func (m *Manager) start(ctx context.Context, id, reason string) (*wabsync.Sessio
 	r := &runner{m: m, id: id}
 	m.runners[id] = r
 	m.mu.Unlock()
+	lease, ok, _, err := m.db.AcquireLease(ctx, id, m.opts.NodeID, m.opts.LeaseTTL, m.opts.SingleNode)
+	if err != nil || !ok {
+		m.forget(r)
+		if err != nil {
+			return nil, err
+		}
+		// Another node runs it: say what it is doing.
+		return m.db.GetSession(ctx, id)
+	}
+	return m.startLeased(ctx, r, lease, reason)
+}
 
-	s, err := m.db.ModifySession(ctx, id, func(tx *store.Tx, s *wabsync.Session) error {
+// startLeased starts the engine of a session whose lease r holds.
+func (m *Manager) startLeased(ctx context.Context, r *runner, lease store.Lease, reason string) (*wabsync.Session, error) {
+	id := r.id
+	r.mu.Lock()
+	r.leasedAt = time.Now()
+	r.mu.Unlock()
+	r.lease.Store(&lease)
+	s, err := m.db.ModifySession(r.fenced(ctx), id, func(tx *store.Tx, s *wabsync.Session) error {
 		if _, ok := m.opts.Factories[s.Engine]; !ok {
 			return wabsync.Errorf(wabsync.EConflict, "This server has no %q engine.", s.Engine)
 		}
@@ -158,11 +199,7 @@ func (m *Manager) start(ctx context.Context, id, reason string) (*wabsync.Sessio
 		return nil
 	})
 	if err != nil {
-		m.mu.Lock()
-		if m.runners[id] == r {
-			delete(m.runners, id)
-		}
-		m.mu.Unlock()
+		m.dropRunner(r)
 		return nil, err
 	}
 	eng, err := m.opts.Factories[s.Engine].NewEngine(wabsync.EngineOptions{
@@ -170,12 +207,12 @@ func (m *Manager) start(ctx context.Context, id, reason string) (*wabsync.Sessio
 		Handler: r.handle, Logger: m.logger.With("session_id", s.ID),
 	})
 	if err != nil {
-		m.dropRunner(r)
 		m.logger.Error("engine could not be made", "session_id", id, "err", err)
-		_, _ = m.db.ModifySession(context.Background(), id, func(tx *store.Tx, s *wabsync.Session) error {
+		_, _ = m.db.ModifySession(r.fenced(context.Background()), id, func(tx *store.Tx, s *wabsync.Session) error {
 			s.Status, s.StatusReason, s.Desired = wabsync.StatusFailed, "The engine could not be started: "+safeErr(err), false
 			return nil
 		})
+		m.dropRunner(r)
 		return m.db.GetSession(ctx, id)
 	}
 	r.mu.Lock()
@@ -191,20 +228,37 @@ func (m *Manager) start(ctx context.Context, id, reason string) (*wabsync.Sessio
 	return s, nil
 }
 
+// forget removes r from the table without touching its lease.
+func (m *Manager) forget(r *runner) {
+	m.mu.Lock()
+	if m.runners[r.id] == r {
+		delete(m.runners, r.id)
+	}
+	m.mu.Unlock()
+}
+
 func (m *Manager) runner(id string) *runner {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.runners[id]
 }
 
-// dropRunner removes r from the table (if still there) and stops it.
+// dropRunner removes r from the table (if still there), stops it and
+// releases its lease.
 func (m *Manager) dropRunner(r *runner) {
-	m.mu.Lock()
-	if m.runners[r.id] == r {
-		delete(m.runners, r.id)
-	}
-	m.mu.Unlock()
+	m.forget(r)
 	r.stop()
+	m.release(r)
+}
+
+func (m *Manager) release(r *runner) {
+	l := r.currentLease()
+	if l.Token == 0 {
+		return
+	}
+	if err := m.db.ReleaseLease(context.Background(), r.id, m.opts.NodeID, l.Token); err != nil {
+		m.logger.Warn("releasing a lease", "session_id", r.id, "err", err)
+	}
 }
 
 // Disconnect stops the connection and keeps the link.
@@ -336,31 +390,29 @@ func (m *Manager) Engine(id string) wabsync.Engine {
 	return r.engine
 }
 
-// Resume starts every session that should be running, as after a restart.
+// Resume starts every session that should be running and that no live node
+// owns, as after a restart, then keeps doing so in the background: the
+// cluster loop renews this node's leases, takes over sessions of nodes that
+// died, and stops sessions whose lease was lost.
 func (m *Manager) Resume(ctx context.Context) error {
-	list, err := m.db.SessionsToResume(ctx)
+	if err := m.db.RegisterNode(ctx, m.opts.NodeID, m.opts.Address, m.opts.Capacity); err != nil {
+		return err
+	}
+	n, err := m.takeOver(ctx)
 	if err != nil {
 		return err
 	}
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	for _, s := range list {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(id string) {
-			defer func() { <-sem; wg.Done() }()
-			if _, err := m.start(ctx, id, "Resuming after the server started."); err != nil {
-				m.logger.Warn("resume failed", "session_id", id, "err", err)
-			}
-		}(s.ID)
-	}
-	wg.Wait()
-	m.logger.Info("sessions resumed", "count", len(list))
+	m.logger.Info("sessions resumed", "count", n)
+	lctx, cancel := context.WithCancel(context.Background())
+	m.stopLoop = cancel
+	m.loopDone = make(chan struct{})
+	go m.clusterLoop(lctx)
 	return nil
 }
 
-// Close stops every engine. Sessions keep wanting to run, so the next start
-// resumes them; their status says the server stopped.
+// Close stops every engine and hands the sessions back: their leases are
+// released at once so that another node (or the next start) takes them over.
+// Sessions keep wanting to run; their status says the node stopped.
 func (m *Manager) Close(ctx context.Context) {
 	m.mu.Lock()
 	m.closed = true
@@ -370,6 +422,10 @@ func (m *Manager) Close(ctx context.Context) {
 	}
 	m.runners = map[string]*runner{}
 	m.mu.Unlock()
+	if m.stopLoop != nil {
+		m.stopLoop()
+		<-m.loopDone
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, r := range rs {
@@ -378,14 +434,18 @@ func (m *Manager) Close(ctx context.Context) {
 		go func(r *runner) {
 			defer func() { <-sem; wg.Done() }()
 			r.stop()
-			_, _ = m.db.ModifySession(ctx, r.id, func(tx *store.Tx, s *wabsync.Session) error {
-				s.Status, s.StatusReason = wabsync.StatusStopped, "The server stopped; the session resumes when it starts."
+			_, _ = m.db.ModifySession(r.fenced(ctx), r.id, func(tx *store.Tx, s *wabsync.Session) error {
+				s.Status, s.StatusReason = wabsync.StatusStopped, "Its node stopped; it resumes on the next node that starts or has room."
 				return nil
 			})
+			m.release(r)
 		}(r)
 	}
 	wg.Wait()
 	m.wg.Wait()
+	if err := m.db.StopNode(ctx, m.opts.NodeID); err != nil {
+		m.logger.Warn("marking the node stopped", "err", err)
+	}
 }
 
 // backoff returns the delay before retry n (1-based): base·2^(n-1), capped,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wabsync/wabsync"
@@ -24,8 +25,27 @@ type runner struct {
 	stopped  bool
 	phone    string
 	cfg      wabsync.SessionConfig
+	lease    atomic.Pointer[store.Lease] // fences every write this runner makes
+	leasedAt time.Time                   // under mu
 
 	send sender
+}
+
+// fenced returns ctx whose writes are refused once this node no longer
+// holds the session's lease.
+func (r *runner) fenced(ctx context.Context) context.Context {
+	l := r.currentLease()
+	if l.Token == 0 {
+		return ctx
+	}
+	return store.WithFence(ctx, r.id, l.NodeID, l.Token)
+}
+
+func (r *runner) currentLease() store.Lease {
+	if l := r.lease.Load(); l != nil {
+		return *l
+	}
+	return store.Lease{}
 }
 
 // stop ends the runner: no more retries, the engine is closed. Its events
@@ -104,7 +124,7 @@ func (r *runner) scheduleLocked(d time.Duration) {
 // of the session in the same transaction.
 func (r *runner) setStatusLocked(st wabsync.SessionStatus, reason string, edit func(*wabsync.Session)) {
 	r.status = st
-	_, err := r.m.db.ModifySession(context.Background(), r.id, func(tx *store.Tx, s *wabsync.Session) error {
+	_, err := r.m.db.ModifySession(r.fenced(context.Background()), r.id, func(tx *store.Tx, s *wabsync.Session) error {
 		s.Status, s.StatusReason = st, reason
 		if edit != nil {
 			edit(s)
@@ -118,6 +138,7 @@ func (r *runner) setStatusLocked(st wabsync.SessionStatus, reason string, edit f
 
 // handle is the engine's event handler.
 func (r *runner) handle(ctx context.Context, ev wabsync.EngineEvent) error {
+	ctx = r.fenced(ctx)
 	switch ev := ev.(type) {
 	case wabsync.EngineMessage, wabsync.EngineReceipt, wabsync.EngineUndecryptable, wabsync.EnginePresence:
 		return r.m.handleData(ctx, r, ev)

@@ -125,7 +125,7 @@ func (r *runner) pace() bool {
 // sendQueued sends what the session has queued, in order. It returns how
 // many messages it handled, and whether to retry later (a transient error).
 func (m *Manager) sendQueued(r *runner) (int, bool) {
-	ctx := context.Background()
+	ctx := r.fenced(context.Background())
 	batch, err := m.db.Outbox(ctx, r.id, 100)
 	if err != nil {
 		m.logger.Error("reading the outbox", "session_id", r.id, "err", err)

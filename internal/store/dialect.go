@@ -59,3 +59,5 @@ func isUniqueViolation(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505") || strings.Contains(s, "duplicate key value")
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -45,6 +45,16 @@ func (tx *Tx) AddEvent(sessionID *string, typ string, data any) (*wabsync.Event,
 	if err := tx.addDeliveries(ev); err != nil {
 		return nil, err
 	}
+	if sessionID != nil && !tx.notified[*sessionID] {
+		// Other nodes' SSE streams and delivery workers look now.
+		if err := tx.Notify(ChanEvents, *sessionID); err != nil {
+			return nil, err
+		}
+		if tx.notified == nil {
+			tx.notified = map[string]bool{}
+		}
+		tx.notified[*sessionID] = true
+	}
 	if hook := tx.db.OnEvent; hook != nil {
 		tx.AfterCommit(func() { hook(ev) })
 	}

@@ -150,6 +150,9 @@ func (db *DB) AcceptMessage(ctx context.Context, m *wabsync.Message, idem *Idemp
 				return err
 			}
 		}
+		if err := tx.Notify(ChanOutbox, m.SessionID); err != nil {
+			return err
+		}
 		if hook := db.OnMessageQueued; hook != nil {
 			sid := m.SessionID
 			tx.AfterCommit(func() { hook(sid) })
@@ -356,6 +359,11 @@ func (tx *Tx) advance(m *wabsync.Message, st wabsync.MessageStatus, at time.Time
 	steps := []wabsync.MessageStatus{wabsync.MsgSent, wabsync.MsgDelivered, wabsync.MsgRead, wabsync.MsgPlayed}
 	if st == wabsync.MsgFailed {
 		steps = []wabsync.MessageStatus{wabsync.MsgFailed}
+	}
+	// A receipt carries the time the other side saw the message, which may
+	// be before this side recorded "sent": the history never goes back in time.
+	if n := len(m.StatusHistory); n > 0 && at.Before(m.StatusHistory[n-1].At) {
+		at = m.StatusHistory[n-1].At
 	}
 	for _, s := range steps {
 		if s.Rank() <= m.Status.Rank() || s.Rank() > st.Rank() {

@@ -10,9 +10,11 @@ import (
 // PutMail stores a sandbox network packet for phone (sandbox.Mailbox).
 func (db *DB) PutMail(ctx context.Context, toPhone string, body []byte) error {
 	return db.Update(ctx, func(tx *Tx) error {
-		_, err := tx.Exec(`INSERT INTO sandbox_mailbox (id, to_phone, body, created_at) VALUES (?, ?, ?, ?)`,
-			wabsync.NewID("mail"), toPhone, string(body), micros(db.Now()))
-		return err
+		if _, err := tx.Exec(`INSERT INTO sandbox_mailbox (id, to_phone, body, created_at) VALUES (?, ?, ?, ?)`,
+			wabsync.NewID("mail"), toPhone, string(body), micros(db.Now())); err != nil {
+			return err
+		}
+		return tx.Notify(ChanMail, toPhone)
 	})
 }
 

@@ -23,6 +23,8 @@ type Tx struct {
 	tx    *sql.Tx
 	ctx   context.Context
 	after []func()
+	// notified remembers the sessions whose event notification was sent.
+	notified map[string]bool
 }
 
 // Exec runs a statement written with ? placeholders.
@@ -188,6 +190,9 @@ func (w *writer) runTx(batch []*job) (err error) {
 			return e
 		}
 		t := &Tx{db: w.db, tx: tx, ctx: ctx}
+		if err := t.checkFence(j.ctx); err != nil {
+			return err
+		}
 		if err := j.fn(t); err != nil {
 			return err
 		}

@@ -260,3 +260,12 @@ func PhoneOf(jid string) string {
 }
 
 func newWAID() string { return "3EB0" + strings.ToUpper(wabsync.RandomBase62(16)) }
+
+// SessionOfQR returns the session id a sandbox QR code belongs to, or "".
+func SessionOfQR(qr string) string {
+	i := strings.LastIndexByte(qr, ',')
+	if !strings.HasPrefix(qr, "2@sandbox,") || i < 0 {
+		return ""
+	}
+	return qr[i+1:]
+}

@@ -1,0 +1,161 @@
+package session
+
+import (
+	"context"
+	"time"
+
+	"github.com/wabsync/wabsync/internal/store"
+)
+
+// Kick makes the cluster loop run now (a lease was released somewhere).
+func (m *Manager) Kick() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// NodeID returns this node's id.
+func (m *Manager) NodeID() string { return m.opts.NodeID }
+
+// clusterLoop renews this node's leases every third of their TTL, stops
+// sessions whose lease was lost, and takes over sessions nobody runs.
+func (m *Manager) clusterLoop(ctx context.Context) {
+	defer close(m.loopDone)
+	every := m.opts.LeaseTTL / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	lastOK := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.kick:
+		}
+		beat := time.Now()
+		held, err := m.db.Heartbeat(ctx, m.opts.NodeID, m.opts.LeaseTTL)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			m.logger.Warn("lease heartbeat failed", "err", err)
+			// Fence ourselves before anyone else may take over: stop
+			// every session once our leases may have expired.
+			if time.Since(lastOK) > m.opts.LeaseTTL*8/10 {
+				m.stopAll("lost contact with the database")
+			}
+			continue
+		}
+		lastOK = time.Now()
+		m.dropLost(held, beat)
+		if ids, err := m.db.UndesiredOwned(ctx, m.opts.NodeID); err == nil {
+			for _, id := range ids {
+				if r := m.runner(id); r != nil {
+					m.dropRunner(r)
+				}
+			}
+		}
+		if _, err := m.takeOver(ctx); err != nil && ctx.Err() == nil {
+			m.logger.Warn("taking over sessions", "err", err)
+		}
+	}
+}
+
+// dropLost stops the runners whose lease is not among held, except those
+// that took their lease after the heartbeat began.
+func (m *Manager) dropLost(held []store.Lease, beat time.Time) {
+	ok := make(map[string]int64, len(held))
+	for _, l := range held {
+		ok[l.SessionID] = l.Token
+	}
+	m.mu.Lock()
+	var lost []*runner
+	for id, r := range m.runners {
+		r.mu.Lock()
+		since := r.leasedAt
+		r.mu.Unlock()
+		token := r.currentLease().Token
+		if token != 0 && ok[id] != token && since.Before(beat) {
+			lost = append(lost, r)
+		}
+	}
+	m.mu.Unlock()
+	for _, r := range lost {
+		m.logger.Warn("lease lost; stopping the session here", "session_id", r.id)
+		m.forget(r)
+		r.stop()
+	}
+}
+
+func (m *Manager) stopAll(why string) {
+	m.mu.Lock()
+	rs := make([]*runner, 0, len(m.runners))
+	for _, r := range m.runners {
+		rs = append(rs, r)
+	}
+	m.mu.Unlock()
+	for _, r := range rs {
+		m.logger.Warn("stopping the session here", "session_id", r.id, "why", why)
+		m.forget(r)
+		r.stop()
+	}
+}
+
+// takeOver acquires leases of sessions that want to run and have no live
+// owner, up to this node's fair share and capacity, and starts them.
+func (m *Manager) takeOver(ctx context.Context) (int, error) {
+	desired, alive, err := m.db.ClusterCounts(ctx, m.opts.LeaseTTL*2)
+	if err != nil {
+		return 0, err
+	}
+	if alive < 1 {
+		alive = 1
+	}
+	share := (desired + alive - 1) / alive
+	if share > m.opts.Capacity {
+		share = m.opts.Capacity
+	}
+	m.mu.Lock()
+	room := share - len(m.runners)
+	closed := m.closed
+	m.mu.Unlock()
+	if closed || room <= 0 {
+		return 0, nil
+	}
+	leases, err := m.db.AcquireFree(ctx, m.opts.NodeID, m.opts.LeaseTTL, room, m.opts.SingleNode)
+	if err != nil {
+		return 0, err
+	}
+	sem := make(chan struct{}, 64)
+	done := make(chan struct{})
+	started := 0
+	for _, l := range leases {
+		m.mu.Lock()
+		if m.closed || m.runners[l.SessionID] != nil {
+			m.mu.Unlock()
+			continue
+		}
+		r := &runner{m: m, id: l.SessionID}
+		m.runners[l.SessionID] = r
+		m.mu.Unlock()
+		started++
+		sem <- struct{}{}
+		go func(r *runner, l store.Lease) {
+			defer func() { <-sem; done <- struct{}{} }()
+			if _, err := m.startLeased(ctx, r, l, "Resumed on node "+m.opts.NodeID+"."); err != nil {
+				m.logger.Warn("resuming a session", "session_id", l.SessionID, "err", err)
+			}
+		}(r, l)
+	}
+	for i := 0; i < started; i++ {
+		<-done
+	}
+	return started, nil
+}
+
+// SetAddress sets where other nodes reach this node (before Resume).
+func (m *Manager) SetAddress(addr string) { m.opts.Address = addr }
+
+// LeaseTTL returns how long this node's leases last without renewal.
+func (m *Manager) LeaseTTL() time.Duration { return m.opts.LeaseTTL }

@@ -1,0 +1,68 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Notification channels between nodes (PostgreSQL LISTEN/NOTIFY). Each
+// payload is a session id (outbox, events), a phone (mail) or a node id
+// (leases). Polling remains the fallback everywhere.
+const (
+	ChanOutbox = "wabsync_outbox"
+	ChanEvents = "wabsync_events"
+	ChanMail   = "wabsync_mail"
+	ChanLeases = "wabsync_leases"
+)
+
+// Notify sends a notification to every node when tx commits (PostgreSQL);
+// on SQLite, with a single node, it does nothing.
+func (t *Tx) Notify(channel, payload string) error {
+	if t.db.dialect != Postgres {
+		return nil
+	}
+	_, err := t.Exec(`SELECT pg_notify(?, ?)`, channel, payload)
+	return err
+}
+
+// Listen calls fn for every notification on the channels until ctx ends,
+// reconnecting after failures. It returns at once on SQLite.
+func (db *DB) Listen(ctx context.Context, channels []string, fn func(channel, payload string)) {
+	if db.dialect != Postgres {
+		return
+	}
+	for ctx.Err() == nil {
+		err := db.listenOnce(ctx, channels, fn)
+		if ctx.Err() != nil {
+			return
+		}
+		db.logger.Warn("LISTEN connection lost; reconnecting", "err", redactErr(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (db *DB) listenOnce(ctx context.Context, channels []string, fn func(channel, payload string)) error {
+	conn, err := pgx.Connect(ctx, db.url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for _, ch := range channels {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			return err
+		}
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		fn(n.Channel, n.Payload)
+	}
+}
