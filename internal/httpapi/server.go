@@ -49,7 +49,7 @@ type Server struct {
 
 	nodeID         string
 	proxyTransport http.RoundTripper
-	ready   atomic.Bool
+	ready          atomic.Bool
 
 	dashboard http.Handler
 }

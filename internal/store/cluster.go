@@ -2,9 +2,9 @@ package store
 
 import (
 	"context"
-	"math"
 	"database/sql"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/wabsync/wabsync"
