@@ -125,14 +125,16 @@ function showSignin(error) {
 
 async function signIn(token) {
   let sessions;
-  let mode = 'admin';
-  try {
-    sessions = (await call('GET', '/sessions?limit=100', { token })).items;
-  } catch (err) {
-    if (!(err instanceof APIError) || err.status !== 403) throw err;
-    mode = 'session'; // a session token: it may see its own session only
-    sessions = [await call('GET', '/sessions/me', { token })];
+  let mode = token.startsWith('WBT|') ? 'session' : 'admin';
+  if (mode === 'admin') {
+    try {
+      sessions = (await call('GET', '/sessions?limit=100', { token })).items;
+    } catch (err) {
+      if (!(err instanceof APIError) || err.status !== 403) throw err;
+      mode = 'session'; // a valid token that may not list sessions: a session token
+    }
   }
+  if (mode === 'session') sessions = [await call('GET', '/sessions/me', { token })];
   auth.set(token);
   state.mode = mode;
   document.body.classList.toggle('session-mode', mode === 'session');
@@ -405,7 +407,7 @@ function onEvent(type, ev) {
 
 /** newer returns whichever of two states of a message has come further. */
 function newer(a, b) {
-  if (!a) return b;
+  if (!a || !b) return a || b;
   const n = (m) => (m.status_history || []).length;
   return n(b) >= n(a) ? b : a;
 }
