@@ -135,7 +135,8 @@ type Dispatcher struct {
 	ready     []*endpoint // endpoints with queued deliveries and a free slot
 	held      int         // claimed and not yet recorded
 	inflight  int
-	recording int // attempted, being recorded
+	recording int   // attempted, being recorded
+	recorded  int64 // attempts whose recording ended
 	stopping  bool
 	running   bool
 	wg        sync.WaitGroup
@@ -271,6 +272,7 @@ func (d *Dispatcher) Close() error {
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	total := 0
 	for {
+		before := d.recordedCount()
 		n, err := d.claim(ctx)
 		total += n
 		if err != nil {
@@ -280,23 +282,31 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 		if n > 0 {
 			continue
 		}
-		if !d.waitIdle() {
+		// Nothing due: done once every attempt is recorded, unless one was
+		// recorded since this claim began (its record may have made others
+		// due, so that claiming again may find more).
+		d.waitIdle()
+		if d.recordedCount() == before {
 			return total, nil
 		}
 	}
 }
 
-// waitIdle waits until no delivery is held, and reports whether it had to
-// wait (so that claiming again may find more).
-func (d *Dispatcher) waitIdle() bool {
+// waitIdle waits until no delivery is held.
+func (d *Dispatcher) waitIdle() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	waited := false
 	for d.held > 0 {
-		waited = true
 		d.cond.Wait()
 	}
-	return waited
+}
+
+// recordedCount returns how many attempts have been recorded (or failed to
+// be) so far.
+func (d *Dispatcher) recordedCount() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.recorded
 }
 
 // lowWater is the free room below which the dispatcher does not claim, so
@@ -413,6 +423,7 @@ func (d *Dispatcher) deliver(ep *endpoint, c *store.ClaimedDelivery) {
 
 	d.mu.Lock()
 	d.recording--
+	d.recorded++
 	d.held--
 	if d.held == d.o.MaxHeld-d.lowWater() || d.held == 0 {
 		d.signalRoom()
