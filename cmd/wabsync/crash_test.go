@@ -131,6 +131,9 @@ func TestCrashAcceptedMessagesSurviveSIGKILL(t *testing.T) {
 		"WABSYNC_SEND_RATE=300",
 		"WABSYNC_SEND_BURST=20",
 		"WABSYNC_LOG_LEVEL=warn",
+		// The restarted process is a new node (the default: a random node
+		// id); a short lease lets it take the dead one's sessions over soon.
+		"WABSYNC_LEASE_TTL=2s",
 	}}
 	t.Cleanup(func() {
 		p.kill()
@@ -159,7 +162,7 @@ func TestCrashAcceptedMessagesSurviveSIGKILL(t *testing.T) {
 			t.Fatal(err)
 		}
 		pr := &peer{Session: &c.Session, Token: c.Token, C: newClient(c.Token)}
-		pr.Session = waitConnected(t, admin, c.Session.ID)
+		pr.Session = waitConnected(t, admin, c.Session.ID, time.Time{})
 		return pr
 	}
 	a, b := link("crash-a"), link("crash-b")
@@ -219,9 +222,12 @@ func TestCrashAcceptedMessagesSurviveSIGKILL(t *testing.T) {
 
 	// Phase 2: the same binary on the same data; the sessions reconnect by
 	// themselves, and a few more messages go on top.
+	restarted := time.Now().UTC()
 	p.start()
-	waitConnected(t, admin, a.ID)
-	waitConnected(t, admin, b.ID)
+	// The stored status still says connected (the killed process could not
+	// say otherwise): wait for a connection made by the new process.
+	waitConnected(t, admin, a.ID, restarted)
+	waitConnected(t, admin, b.ID, restarted)
 	for i := range 50 {
 		if _, err := send("after", 0, i); err != nil {
 			t.Fatalf("send after restart: %v", err)
@@ -321,8 +327,9 @@ func TestCrashAcceptedMessagesSurviveSIGKILL(t *testing.T) {
 	}
 }
 
-// waitConnected waits until a session is connected.
-func waitConnected(tb testing.TB, admin *client.Client, id string) *client.Session {
+// waitConnected waits until a session is connected by a connection made
+// after since.
+func waitConnected(tb testing.TB, admin *client.Client, id string, since time.Time) *client.Session {
 	tb.Helper()
 	var s *client.Session
 	testutil.Eventually(tb, 30*time.Second, func() bool {
@@ -335,7 +342,7 @@ func waitConnected(tb testing.TB, admin *client.Client, id string) *client.Sessi
 			}
 			return false
 		}
-		return s.Status == "connected"
-	}, "session %s not connected", id)
+		return s.Status == "connected" && s.ConnectedAt != nil && !s.ConnectedAt.Before(since)
+	}, "session %s not connected since %v", id, since)
 	return s
 }
