@@ -80,8 +80,10 @@ type EngineQR struct {
 	ExpiresAt time.Time
 }
 
-// EngineLinkTimeout is emitted when no one scanned the QR codes in time.
-type EngineLinkTimeout struct{}
+// EngineLinkTimeout is emitted when linking ended without a link: no one
+// scanned the QR codes in time, or the pairing failed. Reason says which
+// (empty: the codes timed out).
+type EngineLinkTimeout struct{ Reason string }
 
 // EnginePaired is emitted when the device got linked (by QR or pair code).
 type EnginePaired struct {

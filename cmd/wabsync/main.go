@@ -23,6 +23,7 @@ import (
 	"github.com/wabsync/wabsync/internal/apidocs"
 	"github.com/wabsync/wabsync/internal/dashboard"
 	"github.com/wabsync/wabsync/internal/engine/sandbox"
+	"github.com/wabsync/wabsync/internal/engine/whatsmeow"
 	"github.com/wabsync/wabsync/internal/eventbus"
 	"github.com/wabsync/wabsync/internal/httpapi"
 	"github.com/wabsync/wabsync/internal/media"
@@ -200,13 +201,31 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	m.Sandbox = sandbox.NewNetwork(db, sandbox.Options{QRTTL: cfg.QRTTL})
-	factories := map[string]wabsync.EngineFactory{wabsync.EngineSandbox: m.Sandbox}
+	pool, dialect, ownPool, err := db.Pool()
+	if err != nil {
+		return err
+	}
+	if ownPool {
+		m.closers = append(m.closers, func() { pool.Close() })
+	}
+	wm, err := whatsmeow.NewFactory(ctx, pool, dialect, m.Logger, whatsmeow.Options{DeviceName: "WabSync"})
+	if err != nil {
+		return fmt.Errorf("whatsmeow device store: %w", err)
+	}
+	factories := map[string]wabsync.EngineFactory{wabsync.EngineSandbox: m.Sandbox, wabsync.EngineWhatsmeow: wm}
 
 	m.API = httpapi.New(httpapi.Config{MaxUpload: cfg.MaxUpload, PublicURL: cfg.PublicURL, AllowPrivateURLs: cfg.AllowPrivateURLs,
 		MetricsPublic: cfg.MetricsPublic}, db, lim, httpapi.Deps{}, m.Logger)
 	m.Sessions = session.NewManager(session.Options{DB: db, Factories: factories, Logger: m.Logger,
 		ReconnectBase: cfg.ReconnectBase, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
 		OnTokensChanged: m.API.ForgetSessionTokens, Blobs: blobOpener{blobs},
+		OnDelete: func(ctx context.Context, s *wabsync.Session) {
+			if s.Engine == wabsync.EngineWhatsmeow && s.DeviceJID != "" {
+				if err := wm.DeleteDevice(ctx, s.DeviceJID); err != nil {
+					m.Logger.Warn("deleting the whatsmeow device", "session_id", s.ID, "err", err)
+				}
+			}
+		},
 		NodeID: cfg.NodeID, LeaseTTL: cfg.LeaseTTL, Capacity: cfg.NodeCapacity, SingleNode: db.Dialect() == store.SQLite})
 	db.OnMessageQueued = m.Sessions.Wake
 	m.API.SetMedia(httpapi.MediaDeps{Blobs: blobs, Fetcher: fetcher, Signer: signer})

@@ -46,6 +46,9 @@ type Options struct {
 	LeaseTTL   time.Duration
 	Capacity   int
 	SingleNode bool
+	// OnDelete is told when a session is deleted, after its engine logged
+	// out, to remove what the engine keeps elsewhere (whatsmeow's device).
+	OnDelete func(ctx context.Context, s *wabsync.Session)
 	// Blobs opens stored media for sending.
 	Blobs BlobOpener
 	// OnTokensChanged is told when a session's token was rotated or deleted.
@@ -341,6 +344,9 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	m.logoutEngine(ctx, s)
+	if m.opts.OnDelete != nil {
+		m.opts.OnDelete(ctx, s)
+	}
 	if err := m.db.DeleteSession(ctx, id); err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func (r *runner) stop() {
 	r.stopped = true
 	eng := r.engine
 	if r.timer != nil {
-		r.timer.Stop()
+		r.stopTimerLocked()
 	}
 	r.mu.Unlock()
 	r.waitSender()
@@ -109,9 +109,18 @@ func (r *runner) connectFailed(err error) {
 	r.scheduleLocked(d)
 }
 
+// stopTimerLocked cancels a pending reconnect; a timer stopped before it
+// fired gives back its place in the manager's wait group.
+func (r *runner) stopTimerLocked() {
+	if r.timer != nil && r.timer.Stop() {
+		r.m.wg.Done()
+	}
+	r.timer = nil
+}
+
 func (r *runner) scheduleLocked(d time.Duration) {
 	if r.timer != nil {
-		r.timer.Stop()
+		r.stopTimerLocked()
 	}
 	r.m.wg.Add(1)
 	r.timer = time.AfterFunc(d, func() {
@@ -165,7 +174,11 @@ func (r *runner) handle(ctx context.Context, ev wabsync.EngineEvent) error {
 			return tx.SetQR(r.id, ev.Code, ev.ExpiresAt)
 		})
 	case wabsync.EngineLinkTimeout:
-		r.setStatusLocked(wabsync.StatusStopped, "No one linked the session in time; connect again for a new QR code.",
+		reason := "No one linked the session in time; connect again for a new QR code."
+		if ev.Reason != "" {
+			reason = "Linking failed (" + ev.Reason + "); connect again for a new QR code."
+		}
+		r.setStatusLocked(wabsync.StatusStopped, reason,
 			func(s *wabsync.Session) { s.Desired = false })
 		r.stopped = true
 		go r.m.dropRunner(r)
@@ -181,7 +194,7 @@ func (r *runner) handle(ctx context.Context, ev wabsync.EngineEvent) error {
 	case wabsync.EngineConnected:
 		r.attempts = 0
 		if r.timer != nil {
-			r.timer.Stop()
+			r.stopTimerLocked()
 		}
 		if ev.Phone != "" {
 			r.phone = ev.Phone
@@ -216,8 +229,12 @@ func (r *runner) handle(ctx context.Context, ev wabsync.EngineEvent) error {
 		r.stopped = true
 		go r.m.dropRunner(r)
 	case wabsync.EngineTemporaryBan:
-		r.setStatusLocked(wabsync.StatusFailed, fmt.Sprintf("WhatsApp banned the account temporarily until %s (%s); connect after that.",
-			ev.Expires.UTC().Format(time.RFC3339), ev.Reason), func(s *wabsync.Session) { s.Desired = false })
+		until := "for a while"
+		if !ev.Expires.IsZero() {
+			until = "until " + ev.Expires.UTC().Format(time.RFC3339)
+		}
+		r.setStatusLocked(wabsync.StatusFailed, fmt.Sprintf("WhatsApp banned the account temporarily %s (%s); connect after that.",
+			until, ev.Reason), func(s *wabsync.Session) { s.Desired = false })
 		r.stopped = true
 		go r.m.dropRunner(r)
 	case wabsync.EngineClientOutdated:

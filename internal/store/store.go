@@ -33,6 +33,7 @@ const (
 type DB struct {
 	dialect string
 	url     string
+	dataDir string
 	write   *sql.DB // SQLite: one connection; PostgreSQL: the pool
 	read    *sql.DB // SQLite: read-only connections; PostgreSQL: the same pool
 	writer  *writer
@@ -66,7 +67,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{url: rawURL, logger: logger, Now: func() time.Time { return time.Now().UTC() }}
+	db := &DB{url: rawURL, dataDir: opts.DataDir, logger: logger, Now: func() time.Time { return time.Now().UTC() }}
 	switch {
 	case rawURL == "" || strings.HasPrefix(rawURL, "sqlite:") || strings.HasPrefix(rawURL, "file:") || !strings.Contains(rawURL, "://"):
 		path, err := sqlitePath(rawURL, opts.DataDir)
