@@ -23,6 +23,7 @@ import (
 
 // hookRequest is one request a hookReceiver got.
 type hookRequest struct {
+	Path   string
 	Header http.Header
 	Body   []byte
 	Event  client.Event
@@ -53,7 +54,7 @@ func mustHookReceiver(tb testing.TB, status func(n int) int, hold chan struct{})
 
 func (rc *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	req := hookRequest{Header: r.Header.Clone(), Body: body}
+	req := hookRequest{Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
 	_ = json.Unmarshal(body, &req.Event)
 	rc.mu.Lock()
 	rc.reqs = append(rc.reqs, req)
