@@ -88,13 +88,13 @@ func TestWebhookCrashNoEventLost(t *testing.T) {
 			sent = append(sent, m.ID)
 		}
 		for _, id := range sent {
-			for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 				m, err := a.C.GetMessage(ctx, "me", id)
 				if err == nil && m.Status == "delivered" {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("message %s not delivered within 2 min: %+v %v", id, m, err)
+					t.Fatalf("message %s not delivered within 30s: %+v %v", id, m, err)
 				}
 			}
 		}
