@@ -36,9 +36,9 @@ func TestWebhookCrashNoEventLost(t *testing.T) {
 		"WABSYNC_ALLOW_PRIVATE_URLS=true",
 		"WABSYNC_RATE_LIMIT=1000000",
 		"WABSYNC_LOG_LEVEL=warn",
-		// The restarted process is the same node, and takes its sessions
-		// back at once on PostgreSQL too.
-		"WABSYNC_NODE_ID=webhook-crash",
+		// The restarted process is a new node (the default: a random node
+		// id); a short lease lets it take the dead one's sessions over soon.
+		"WABSYNC_LEASE_TTL=2s",
 	}}
 	t.Cleanup(func() {
 		p.kill()
@@ -67,7 +67,7 @@ func TestWebhookCrashNoEventLost(t *testing.T) {
 		if _, err := admin.Connect(ctx, c.Session.ID); err != nil {
 			t.Fatal(err)
 		}
-		return &peer{Session: waitConnected(t, admin, c.Session.ID), Token: c.Token, C: newClient(c.Token)}
+		return &peer{Session: waitConnected(t, admin, c.Session.ID, time.Time{}), Token: c.Token, C: newClient(c.Token)}
 	}
 	a, b := link("hook-crash-a"), link("hook-crash-b")
 
@@ -125,9 +125,12 @@ func TestWebhookCrashNoEventLost(t *testing.T) {
 
 	// Phase 2: the same binary on the same data, the receiver still down;
 	// the sessions reconnect (more events) and more messages go.
+	restarted := time.Now().UTC()
 	p.start()
-	waitConnected(t, admin, a.ID)
-	waitConnected(t, admin, b.ID)
+	// The stored status still says connected: wait for a connection made by
+	// the new process.
+	waitConnected(t, admin, a.ID, restarted)
+	waitConnected(t, admin, b.ID, restarted)
 	send("after", 5)
 	t1 := time.Now()
 
