@@ -321,6 +321,30 @@ func TestMessageKindsBetweenSandboxSessions(t *testing.T) {
 				t.Fatalf("presence %s: %v %s", st, err, r.Body)
 			}
 		}
+		// b sees them, in order, as presence.update.
+		aJID := strings.TrimPrefix(a.Phone, "+") + "@s.whatsapp.net"
+		var states []client.PresenceState
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err := b.C.StreamEvents(sctx, "me", &client.StreamSessionEventsParams{After: ptr(int64(0))}, func(ev *client.Event) error {
+			if ev.Type != "presence.update" {
+				return nil
+			}
+			var p client.PresenceData
+			if err := ev.DecodeData(&p); err != nil {
+				return err
+			}
+			if p.Chat != aJID || p.From != aJID {
+				return fmt.Errorf("presence %+v, want from %s", p, aJID)
+			}
+			if states = append(states, p.State); len(states) == 3 {
+				return errFound
+			}
+			return nil
+		})
+		if !errors.Is(err, errFound) || !slices.Equal(states, []client.PresenceState{"typing", "recording", "paused"}) {
+			t.Fatalf("b saw %v: %v", states, err)
+		}
 		r := ts.Do("POST", "/api/v1/sessions/me/presence", a.Token, map[string]string{"to": b.Phone, "state": "dancing"})
 		if r.Status != 422 || r.Err(t).Details["state"] == "" {
 			t.Fatalf("bad state: %d %s", r.Status, r.Body)

@@ -322,11 +322,23 @@ func (e *Engine) MarkRead(ctx context.Context, chat, sender string, waIDs []stri
 	return e.n.post(ctx, to, &Packet{Type: "receipt", From: from, At: at, WAIDs: waIDs, Status: wabsync.MsgRead})
 }
 
-// SendPresence is accepted and goes nowhere: the sandbox does not simulate presence.
+// SendPresence shows the state (typing, recording, paused) to the chat's
+// sandbox session if it is online now, as presence.update; presence is not
+// kept for later, as on WhatsApp.
 func (e *Engine) SendPresence(ctx context.Context, chat, state string) error {
-	if _, ok := e.me(); !ok {
+	from, ok := e.me()
+	if !ok {
 		return errOffline
 	}
+	to := PhoneOf(chat)
+	e.n.mu.Lock()
+	peer := e.n.online[to]
+	e.n.mu.Unlock()
+	if to == "" || peer == nil || peer == e {
+		return nil
+	}
+	// Best effort, as on WhatsApp: a recipient that cannot take it now misses it.
+	_ = peer.o.Handler(ctx, wabsync.EnginePresence{Chat: JID(from), From: JID(from), State: state})
 	return nil
 }
 
