@@ -54,6 +54,8 @@ func testConfig(tb testing.TB) Config {
 	cfg.SendRate = 1000
 	cfg.SendBurst = 1000
 	cfg.LogLevel = "warn"
+	// Tests poll; the rate limit has its own tests.
+	cfg.RateLimit = 1 << 30
 	return cfg
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"image/png"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -397,5 +398,38 @@ func TestSessionReconnectsAfterDrop(t *testing.T) {
 	got, _ := ts.Admin.GetSession(context.Background(), s.ID)
 	if got.Status != "connected" {
 		t.Fatalf("status %s", got.Status)
+	}
+}
+
+// TestShutdownEndsStreams: an open event stream does not hold up a
+// graceful shutdown; the stream ends and the client can resume elsewhere.
+func TestShutdownEndsStreams(t *testing.T) {
+	ts := mustRunMain(t)
+	s, tok := ts.sandboxSession("sse", client.SessionConfig{})
+	_ = s
+	started := make(chan struct{})
+	ended := make(chan error, 1)
+	go func() {
+		zero := int64(0)
+		ended <- ts.Client(tok).StreamEvents(context.Background(), "me", &client.StreamSessionEventsParams{After: &zero}, func(*client.Event) error {
+			return nil
+		}, func(ctx context.Context, req *http.Request) error {
+			close(started)
+			return nil
+		})
+	}()
+	<-started
+	time.Sleep(100 * time.Millisecond) // let the stream open
+	closed := make(chan struct{})
+	go func() { ts.Close(); close(closed) }()
+	select {
+	case <-ended:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the stream did not end on shutdown")
+	}
+	select {
+	case <-closed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("shutdown waited for the stream")
 	}
 }

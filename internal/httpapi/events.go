@@ -18,6 +18,10 @@ var sseHeartbeat = 15 * time.Second
 // stored by other nodes.
 var ssePoll = 2 * time.Second
 
+// CloseStreams ends every open event stream (server shutdown); clients
+// reconnect with Last-Event-ID to another node or after the restart.
+func (s *Server) CloseStreams() { s.closeStreams.Do(func() { close(s.streamsClosed) }) }
+
 // SetEventBus connects the live event bus that SSE streams read.
 func (s *Server) SetEventBus(b *eventbus.Bus) { s.bus = b }
 
@@ -116,6 +120,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	for {
 		select {
 		case <-r.Context().Done():
+			return nil
+		case <-s.streamsClosed:
 			return nil
 		case ev := <-live:
 			if ev.Sequence < 0 {

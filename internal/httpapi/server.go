@@ -49,6 +49,9 @@ type Server struct {
 
 	nodeID         string
 	proxyTransport http.RoundTripper
+
+	closeStreams  sync.Once
+	streamsClosed chan struct{}
 	ready          atomic.Bool
 
 	dashboard http.Handler
@@ -76,7 +79,7 @@ func New(cfg Config, db *store.DB, limiter *ratelimit.Limiter, deps Deps, logger
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: db, limiter: limiter, logger: logger, deps: deps, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, db: db, limiter: limiter, logger: logger, deps: deps, mux: http.NewServeMux(), streamsClosed: make(chan struct{})}
 	s.metrics = newMetrics(db)
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
