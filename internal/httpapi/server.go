@@ -52,7 +52,7 @@ type Server struct {
 
 	closeStreams  sync.Once
 	streamsClosed chan struct{}
-	ready          atomic.Bool
+	ready         atomic.Bool
 
 	dashboard http.Handler
 }
