@@ -106,6 +106,7 @@ const state = {
   qrURL: '',
   qrLoading: false,
   listTimer: 0,
+  gen: 0, // sign-in generation: work started under an earlier sign-in is dropped
   hookID: '', // webhook whose deliveries are open
   deliveryTimer: 0,
 };
@@ -152,6 +153,7 @@ async function signIn(token) {
 }
 
 function signOut() {
+  state.gen++;
   auth.clear();
   closeSession();
   clearTimeout(state.listTimer);
@@ -172,8 +174,10 @@ function schedulePoll() {
 }
 
 async function pollSessions() {
+  const gen = state.gen;
   try {
     const list = (await call('GET', '/sessions?limit=100')).items;
+    if (gen !== state.gen) return; // signed out meanwhile
     const shown = state.sessions.get(state.selected);
     state.sessions = new Map(list.map((s) => [s.id, s]));
     const cur = state.sessions.get(state.selected);
@@ -181,6 +185,7 @@ async function pollSessions() {
     else if (cur && shown) state.sessions.set(cur.id, shown); // an event showed newer
     renderSessions();
   } catch (err) {
+    if (gen !== state.gen) return;
     if (err instanceof APIError && err.status === 401) {
       signOut();
       showSignin(err.message);
