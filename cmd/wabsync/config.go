@@ -29,6 +29,7 @@ type Config struct {
 	SendRate         float64
 	SendBurst        int
 	NodeURL          string
+	WebhookTimeout   time.Duration
 	NodeCapacity     int
 	LeaseTTL         time.Duration
 
@@ -146,6 +147,14 @@ var settings = []setting{
 			return fmt.Errorf("must be a duration from 1s to 10m, like 15s")
 		}
 		c.LeaseTTL = d
+		return nil
+	}},
+	{"WABSYNC_WEBHOOK_TIMEOUT", "webhook-timeout", "10s", "how long a webhook receiver has to answer each delivery", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > 5*time.Minute {
+			return fmt.Errorf("must be a duration from 100ms to 5m, like 10s")
+		}
+		c.WebhookTimeout = d
 		return nil
 	}},
 	{"WABSYNC_METRICS_PUBLIC", "metrics-public", "true", "serve /metrics without the admin token", func(c *Config, v string) error {

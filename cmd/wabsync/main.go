@@ -166,7 +166,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	m.Bus = eventbus.New()
-	m.Webhooks = webhook.NewDispatcher(db, webhook.Options{AllowPrivate: cfg.AllowPrivateURLs, Logger: m.Logger})
+	// A claim outlives the longest an endpoint's queue can take to drain;
+	// a node that dies loses its claims when they lapse.
+	claim := max(15*time.Second, 18*cfg.WebhookTimeout)
+	m.Webhooks = webhook.NewDispatcher(db, webhook.Options{AllowPrivate: cfg.AllowPrivateURLs, Logger: m.Logger,
+		Timeout: cfg.WebhookTimeout, Lease: claim})
 	db.OnEvent = func(ev *wabsync.Event) {
 		m.Bus.Publish(ev)
 		m.Webhooks.Notify()

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -135,10 +137,23 @@ func (s *Server) replayIdempotent(w http.ResponseWriter, r *http.Request, scope,
 	return true, nil
 }
 
+// requestHash identifies a request for Idempotency-Key: its method, path and
+// body. A JSON body is hashed in canonical form (keys sorted, no spacing), so
+// a retry that encodes the same JSON differently is the same request. Without
+// an Idempotency-Key there is nothing to compare, and it returns "".
 func requestHash(r *http.Request, parts ...[]byte) string {
+	if r.Header.Get("Idempotency-Key") == "" {
+		return ""
+	}
 	h := sha256.New()
 	h.Write([]byte(r.Method + " " + r.URL.Path + "\n"))
 	for _, p := range parts {
+		var v any
+		if t := bytes.TrimSpace(p); len(t) > 0 && (t[0] == '{' || t[0] == '[') && json.Unmarshal(t, &v) == nil {
+			if c, err := json.Marshal(v); err == nil {
+				p = c
+			}
+		}
 		h.Write(p)
 		h.Write([]byte{0})
 	}

@@ -105,11 +105,14 @@ func (m *Manager) stopAll(why string) {
 // takeOver acquires leases of sessions that want to run and have no live
 // owner, up to this node's fair share and capacity, and starts them.
 func (m *Manager) takeOver(ctx context.Context) (int, error) {
-	desired, alive, err := m.db.ClusterCounts(ctx, m.opts.LeaseTTL*2)
+	// A node is alive while its heartbeat is younger than a lease: a dead
+	// node stops counting when its leases expire, so that the survivors'
+	// fair share grows just as its sessions become free.
+	desired, alive, err := m.db.ClusterCounts(ctx, m.opts.LeaseTTL)
 	if err != nil {
 		return 0, err
 	}
-	if alive < 1 {
+	if alive < 1 || m.opts.SingleNode {
 		alive = 1
 	}
 	share := (desired + alive - 1) / alive

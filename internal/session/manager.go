@@ -432,6 +432,11 @@ func (m *Manager) Close(ctx context.Context) {
 		m.stopLoop()
 		<-m.loopDone
 	}
+	// Count this node out first, so that the others, woken by each release
+	// below, take its sessions over at once.
+	if err := m.db.StopNode(ctx, m.opts.NodeID); err != nil {
+		m.logger.Warn("marking the node stopped", "err", err)
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, r := range rs {
@@ -449,9 +454,6 @@ func (m *Manager) Close(ctx context.Context) {
 	}
 	wg.Wait()
 	m.wg.Wait()
-	if err := m.db.StopNode(ctx, m.opts.NodeID); err != nil {
-		m.logger.Warn("marking the node stopped", "err", err)
-	}
 }
 
 // backoff returns the delay before retry n (1-based): base·2^(n-1), capped,

@@ -70,9 +70,17 @@ func (t *Tx) checkFence(ctx context.Context) error {
 func (db *DB) RegisterNode(ctx context.Context, id, address string, capacity int) error {
 	now := micros(db.Now())
 	return db.Update(ctx, func(tx *Tx) error {
-		_, err := tx.Exec(`INSERT INTO nodes (id, address, capacity, started_at, heartbeat_at, stopped) VALUES (?, ?, ?, ?, ?, 0)
+		if _, err := tx.Exec(`INSERT INTO nodes (id, address, capacity, started_at, heartbeat_at, stopped) VALUES (?, ?, ?, ?, ?, 0)
 			ON CONFLICT (id) DO UPDATE SET address = excluded.address, capacity = excluded.capacity,
-			started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped = 0`, id, address, capacity, now, now)
+			started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped = 0`, id, address, capacity, now, now); err != nil {
+			return err
+		}
+		// A starting process runs no session: leases left under its id by
+		// an earlier process of the same id (that crashed) are free now.
+		if _, err := tx.Exec(`UPDATE session_leases SET expires_at = 0 WHERE node_id = ?`, id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`UPDATE lease_log SET released_at = ? WHERE node_id = ? AND released_at IS NULL`, now, id)
 		return err
 	})
 }
