@@ -26,6 +26,16 @@ func (m *Manager) clusterLoop(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	lastOK := time.Now()
+	// The dead man's switch: if no heartbeat succeeds for most of a lease,
+	// this node stops its sessions before its leases can expire and another
+	// node take them, so that no session ever runs on two nodes at once.
+	// A single node (SQLite) has nobody to hand over to: no switch.
+	deadman := time.AfterFunc(m.opts.LeaseTTL*7/10, func() {
+		if !m.opts.SingleNode {
+			m.stopAll("no lease renewal in time")
+		}
+	})
+	defer deadman.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -48,7 +58,10 @@ func (m *Manager) clusterLoop(ctx context.Context) {
 			continue
 		}
 		lastOK = time.Now()
+		// The leases now run until beat+TTL: re-arm the switch from there.
+		deadman.Reset(time.Until(beat.Add(m.opts.LeaseTTL * 7 / 10)))
 		m.dropLost(held, beat)
+		m.releaseZombies(ctx, held)
 		if ids, err := m.db.UndesiredOwned(ctx, m.opts.NodeID); err == nil {
 			for _, id := range ids {
 				if r := m.runner(id); r != nil {
@@ -85,6 +98,20 @@ func (m *Manager) dropLost(held []store.Lease, beat time.Time) {
 		m.logger.Warn("lease lost; stopping the session here", "session_id", r.id)
 		m.forget(r)
 		r.stop()
+	}
+}
+
+// releaseZombies gives up leases this node holds but runs no session for
+// (its runner stopped without releasing, e.g. by the dead man's switch), so
+// that another node can take them instead of them being renewed forever.
+func (m *Manager) releaseZombies(ctx context.Context, held []store.Lease) {
+	for _, l := range held {
+		if m.runner(l.SessionID) != nil {
+			continue
+		}
+		if err := m.db.ReleaseLease(ctx, l.SessionID, l.NodeID, l.Token); err != nil && ctx.Err() == nil {
+			m.logger.Warn("releasing a lease of a session not running here", "session_id", l.SessionID, "err", err)
+		}
 	}
 }
 
@@ -130,8 +157,8 @@ func (m *Manager) takeOver(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Starting is not waited for: the loop must keep renewing leases on time.
 	sem := make(chan struct{}, 64)
-	done := make(chan struct{})
 	started := 0
 	for _, l := range leases {
 		m.mu.Lock()
@@ -143,16 +170,15 @@ func (m *Manager) takeOver(ctx context.Context) (int, error) {
 		m.runners[l.SessionID] = r
 		m.mu.Unlock()
 		started++
-		sem <- struct{}{}
+		m.wg.Add(1)
 		go func(r *runner, l store.Lease) {
-			defer func() { <-sem; done <- struct{}{} }()
-			if _, err := m.startLeased(ctx, r, l, "Resumed on node "+m.opts.NodeID+"."); err != nil {
+			defer m.wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := m.startLeased(context.Background(), r, l, "Resumed on node "+m.opts.NodeID+"."); err != nil {
 				m.logger.Warn("resuming a session", "session_id", l.SessionID, "err", err)
 			}
 		}(r, l)
-	}
-	for i := 0; i < started; i++ {
-		<-done
 	}
 	return started, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math"
 	"time"
 
@@ -61,7 +62,10 @@ func (t *Tx) checkFence(ctx context.Context) error {
 	var one int
 	err := t.QueryRow(`SELECT 1 FROM session_leases WHERE session_id = ? AND node_id = ? AND token = ?`+lock, f.session, f.node, f.token).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ErrLeaseLost
+		var node string
+		var token int64
+		_ = t.QueryRow(`SELECT node_id, token FROM session_leases WHERE session_id = ?`, f.session).Scan(&node, &token)
+		return fmt.Errorf("%w (fence %s/%d, lease now %q/%d)", ErrLeaseLost, f.node, f.token, node, token)
 	}
 	return err
 }
@@ -98,7 +102,7 @@ func (db *DB) StopNode(ctx context.Context, id string) error {
 func (db *DB) Heartbeat(ctx context.Context, nodeID string, ttl time.Duration) ([]Lease, error) {
 	now := db.Now()
 	var out []Lease
-	err := db.Update(ctx, func(tx *Tx) error {
+	err := db.UpdateNow(ctx, func(tx *Tx) error {
 		out = out[:0]
 		if _, err := tx.Exec(`UPDATE nodes SET heartbeat_at = ?, stopped = 0 WHERE id = ?`, micros(now), nodeID); err != nil {
 			return err
@@ -110,8 +114,9 @@ func (db *DB) Heartbeat(ctx context.Context, nodeID string, ttl time.Duration) (
 			return err
 		}
 		if _, err := tx.Exec(`UPDATE lease_log SET renewed_at = ? WHERE node_id = ? AND released_at IS NULL
-			AND EXISTS (SELECT 1 FROM session_leases l WHERE l.session_id = lease_log.session_id AND l.node_id = lease_log.node_id AND l.token = lease_log.token)`,
-			micros(now), nodeID); err != nil {
+			AND EXISTS (SELECT 1 FROM session_leases l WHERE l.session_id = lease_log.session_id AND l.node_id = lease_log.node_id
+				AND l.token = lease_log.token AND l.expires_at = ?)`,
+			micros(now), nodeID, exp); err != nil {
 			return err
 		}
 		rows, err := tx.Query(`SELECT session_id, token, expires_at FROM session_leases WHERE node_id = ? AND expires_at = ?`, nodeID, exp)
@@ -136,10 +141,16 @@ func (db *DB) Heartbeat(ctx context.Context, nodeID string, ttl time.Duration) (
 // AcquireLease takes the session's lease for nodeID if it is free, expired
 // or already this node's, with a new token. ok is false when another node
 // holds it; owner then names that node.
-// With steal (a single node on SQLite, restarting) any lease is taken.
+// With steal (a single node on SQLite, restarting) any lease is taken. The
+// session is marked as wanting to run in the same transaction, so that no
+// node sees a held lease of a session that does not want to run.
 func (db *DB) AcquireLease(ctx context.Context, sessionID, nodeID string, ttl time.Duration, steal bool) (l Lease, ok bool, owner string, err error) {
 	err = db.Update(ctx, func(tx *Tx) error {
 		l, ok, owner, err = tx.acquireLease(sessionID, nodeID, ttl, steal)
+		if err != nil || !ok {
+			return err
+		}
+		_, err = tx.Exec(`UPDATE sessions SET desired = 1 WHERE id = ?`, sessionID)
 		return err
 	})
 	return l, ok, owner, err

@@ -208,3 +208,44 @@ func isRetryable(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "SQLSTATE 40P01") || strings.Contains(s, "SQLSTATE 40001") || strings.Contains(s, "database is locked")
 }
+
+// UpdateNow runs fn in a transaction of its own, not queued behind the
+// group-commit batches: for lease renewals, which must not wait for a burst
+// of application writes. On SQLite, with its single writer connection, it is
+// Update.
+func (db *DB) UpdateNow(ctx context.Context, fn func(*Tx) error) error {
+	if db.dialect != Postgres {
+		return db.Update(ctx, fn)
+	}
+	var err error
+	for try := 0; try < 3; try++ {
+		err = db.updateNow(ctx, fn)
+		if !isRetryable(err) {
+			break
+		}
+	}
+	return err
+}
+
+func (db *DB) updateNow(ctx context.Context, fn func(*Tx) error) (err error) {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	t := &Tx{db: db, tx: tx, ctx: ctx}
+	if err := fn(t); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	for _, f := range t.after {
+		f()
+	}
+	return nil
+}
