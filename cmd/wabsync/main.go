@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wabsync/wabsync"
 	"github.com/wabsync/wabsync/api"
 	"github.com/wabsync/wabsync/internal/apidocs"
@@ -254,6 +256,9 @@ func (m *Main) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
 	}
 	m.server.RegisterOnShutdown(m.API.CloseStreams)
+	m.API.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "wabsync_node_sessions", Help: "Sessions this node runs now (holds the lease of).",
+	}, func() float64 { return float64(m.Sessions.Running()) }))
 	go func() {
 		if err := m.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Logger.Error("http server", "err", err)
@@ -274,7 +279,7 @@ func (m *Main) Run(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			db.Listen(lctx, []string{store.ChanOutbox, store.ChanEvents, store.ChanMail, store.ChanLeases}, m.onNotify)
+			db.Listen(lctx, []string{store.ChanOutbox, store.ChanEvents, store.ChanMail, store.ChanLeases, store.ChanTokens}, m.onNotify)
 		}()
 		m.closers = append(m.closers, func() { cancel(); <-done })
 	}
@@ -297,6 +302,8 @@ func (m *Main) onNotify(channel, payload string) {
 		m.Sandbox.Wake(payload)
 	case store.ChanLeases:
 		m.Sessions.Kick()
+	case store.ChanTokens:
+		m.API.ForgetSessionTokens(payload)
 	}
 }
 

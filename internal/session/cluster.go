@@ -188,3 +188,10 @@ func (m *Manager) SetAddress(addr string) { m.opts.Address = addr }
 
 // LeaseTTL returns how long this node's leases last without renewal.
 func (m *Manager) LeaseTTL() time.Duration { return m.opts.LeaseTTL }
+
+// Running returns how many sessions run on this node.
+func (m *Manager) Running() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.runners)
+}

@@ -15,6 +15,7 @@ const (
 	ChanEvents = "wabsync_events"
 	ChanMail   = "wabsync_mail"
 	ChanLeases = "wabsync_leases"
+	ChanTokens = "wabsync_tokens"
 )
 
 // Notify sends a notification to every node when tx commits (PostgreSQL);

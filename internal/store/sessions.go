@@ -241,7 +241,8 @@ func (db *DB) RotateSessionToken(ctx context.Context, id, tokenHash string) erro
 		if n, _ := res.RowsAffected(); n == 0 {
 			return wabsync.NotFound("Session")
 		}
-		return nil
+		// Other nodes drop the old token from their caches at once.
+		return tx.Notify(ChanTokens, id)
 	})
 }
 
@@ -260,8 +261,10 @@ func (db *DB) DeleteSession(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		_, err := tx.Exec(`DELETE FROM sessions WHERE id = ?`, id)
-		return err
+		if _, err := tx.Exec(`DELETE FROM sessions WHERE id = ?`, id); err != nil {
+			return err
+		}
+		return tx.Notify(ChanTokens, id)
 	})
 }
 
