@@ -150,6 +150,19 @@ type EnginePresence struct {
 	State string
 }
 
+// EngineBatch carries several data events (messages, receipts, presence)
+// that the handler stores in one transaction, in order. Engines that receive
+// in bursts use it so that a burst costs one commit, not one per event.
+type EngineBatch struct{ Events []EngineEvent }
+
+// BatchSender is implemented by engines that can take several messages with
+// one durable write (the sandbox). The runtime then hands them a paced batch
+// at once. The results and errors are in the order of msgs.
+type BatchSender interface {
+	SendBatch(ctx context.Context, msgs []*OutgoingMessage) ([]SendResult, []error)
+}
+
+func (EngineBatch) engineEvent()          {}
 func (EngineQR) engineEvent()             {}
 func (EngineLinkTimeout) engineEvent()    {}
 func (EnginePaired) engineEvent()         {}

@@ -11,8 +11,9 @@ import (
 
 // handleData stores what an engine received: messages (and the reactions,
 // edits and revokes they carry), receipts, undecryptable messages and
-// presence. It returns only once the change is stored, so the engine may
-// acknowledge to its network after it.
+// presence — one event, or an EngineBatch of them in one transaction. It
+// returns only once the change is stored, so the engine may acknowledge to its
+// network after it.
 func (m *Manager) handleData(ctx context.Context, r *runner, ev wabsync.EngineEvent) error {
 	r.mu.Lock()
 	stopped, phone, cfg := r.stopped, r.phone, r.cfg
@@ -20,30 +21,43 @@ func (m *Manager) handleData(ctx context.Context, r *runner, ev wabsync.EngineEv
 	if stopped {
 		return errStopped
 	}
+	evs := []wabsync.EngineEvent{ev}
+	if b, ok := ev.(wabsync.EngineBatch); ok {
+		evs = b.Events
+	}
+	return m.db.Update(ctx, func(tx *store.Tx) error {
+		for _, ev := range evs {
+			if err := m.applyData(tx, r.id, phone, cfg, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (m *Manager) applyData(tx *store.Tx, id, phone string, cfg wabsync.SessionConfig, ev wabsync.EngineEvent) error {
 	switch ev := ev.(type) {
 	case wabsync.EngineMessage:
-		return m.storeInbound(ctx, r.id, phone, cfg, &ev.Msg)
+		return storeInbound(tx, id, phone, cfg, &ev.Msg)
 	case wabsync.EngineReceipt:
 		if ev.FromMe {
-			_, err := m.db.MarkInboundRead(ctx, r.id, ev.Chat, "", ev.WAIDs)
+			_, err := tx.MarkInboundRead(id, ev.Chat, "", ev.WAIDs)
 			return err
 		}
-		return m.db.ApplyReceipt(ctx, r.id, ev.WAIDs, ev.Status, ev.At)
+		return tx.ApplyReceipt(id, ev.WAIDs, ev.Status, ev.At)
 	case wabsync.EngineUndecryptable:
-		msg := &wabsync.Message{SessionID: r.id, Direction: wabsync.DirectionIn, Chat: ev.Chat, WAID: ev.WAID,
+		msg := &wabsync.Message{SessionID: id, Direction: wabsync.DirectionIn, Chat: ev.Chat, WAID: ev.WAID,
 			From: ev.FromPhone, FromJID: ev.FromJID, FromLID: ev.FromLID, To: phone, ToJID: jidOf(phone), Kind: wabsync.KindText,
 			Error: &wabsync.MessageError{Code: "UNDECRYPTABLE", Message: "WhatsApp could not decrypt this message (shown on phones as \"Waiting for this message\"); the sender's phone usually resends it."}}
 		if !ev.At.IsZero() {
 			t := ev.At
 			msg.Timestamp = &t
 		}
-		_, err := m.db.StoreInbound(ctx, msg, nil)
+		_, err := tx.StoreInbound(msg, nil)
 		return err
 	case wabsync.EnginePresence:
-		return m.db.Update(ctx, func(tx *storeTx) error {
-			_, err := tx.AddEvent(&r.id, wabsync.EventPresenceUpdate, map[string]string{"chat": ev.Chat, "from": ev.From, "state": ev.State})
-			return err
-		})
+		_, err := tx.AddEvent(&id, wabsync.EventPresenceUpdate, map[string]string{"chat": ev.Chat, "from": ev.From, "state": ev.State})
+		return err
 	}
 	return nil
 }
@@ -63,14 +77,14 @@ func jidOf(phone string) string {
 	return strings.TrimPrefix(phone, "+") + "@s.whatsapp.net"
 }
 
-func (m *Manager) storeInbound(ctx context.Context, sessionID, phone string, cfg wabsync.SessionConfig, in *wabsync.InboundMessage) error {
+func storeInbound(tx *store.Tx, sessionID, phone string, cfg wabsync.SessionConfig, in *wabsync.InboundMessage) error {
 	at := in.Timestamp
 	if at.IsZero() {
 		at = time.Now().UTC()
 	}
 	switch {
 	case in.Reaction != nil:
-		target, err := m.db.ModifyByWAID(ctx, sessionID, in.Reaction.TargetWAID, wabsync.EventMessageReaction, func(t *wabsync.Message) {
+		target, err := tx.ModifyByWAID(sessionID, in.Reaction.TargetWAID, wabsync.EventMessageReaction, func(t *wabsync.Message) {
 			from := in.FromPhone
 			if from == "" {
 				from = in.FromJID
@@ -92,7 +106,7 @@ func (m *Manager) storeInbound(ctx context.Context, sessionID, phone string, cfg
 		// A reaction to a message this session does not have: keep it as a
 		// message of its own so that it is not lost.
 	case in.EditOf != "":
-		target, err := m.db.ModifyByWAID(ctx, sessionID, in.EditOf, wabsync.EventMessageEdited, func(t *wabsync.Message) {
+		target, err := tx.ModifyByWAID(sessionID, in.EditOf, wabsync.EventMessageEdited, func(t *wabsync.Message) {
 			if t.Caption != "" && t.Text == "" {
 				t.Caption = in.Text
 			} else {
@@ -105,7 +119,7 @@ func (m *Manager) storeInbound(ctx context.Context, sessionID, phone string, cfg
 		}
 		return nil
 	case in.RevokeOf != "":
-		_, err := m.db.ModifyByWAID(ctx, sessionID, in.RevokeOf, wabsync.EventMessageRevoked, func(t *wabsync.Message) {
+		_, err := tx.ModifyByWAID(sessionID, in.RevokeOf, wabsync.EventMessageRevoked, func(t *wabsync.Message) {
 			t.Revoked = true
 			t.Text, t.Caption = "", ""
 		})
@@ -130,7 +144,7 @@ func (m *Manager) storeInbound(ctx context.Context, sessionID, phone string, cfg
 			Filename: in.Media.Filename, BlobKey: in.Media.BlobKey, Ref: in.Media.Ref}
 	}
 	if in.ReplyTo != "" {
-		if q, err := m.db.FindByWAID(ctx, sessionID, in.ReplyTo); err == nil && q != nil {
+		if q, err := tx.FindByWAID(sessionID, in.ReplyTo); err == nil && q != nil {
 			msg.ReplyTo = q.ID
 		}
 	}
@@ -141,6 +155,6 @@ func (m *Manager) storeInbound(ctx context.Context, sessionID, phone string, cfg
 	if in.FromMe || in.FromJID == "" {
 		contact = nil
 	}
-	_, err := m.db.StoreInbound(ctx, msg, contact)
+	_, err := tx.StoreInbound(msg, contact)
 	return err
 }

@@ -149,7 +149,7 @@ func (r *runner) setStatusLocked(st wabsync.SessionStatus, reason string, edit f
 func (r *runner) handle(ctx context.Context, ev wabsync.EngineEvent) error {
 	ctx = r.fenced(ctx)
 	switch ev := ev.(type) {
-	case wabsync.EngineMessage, wabsync.EngineReceipt, wabsync.EngineUndecryptable, wabsync.EnginePresence:
+	case wabsync.EngineMessage, wabsync.EngineReceipt, wabsync.EngineUndecryptable, wabsync.EnginePresence, wabsync.EngineBatch:
 		return r.m.handleData(ctx, r, ev)
 	}
 	r.mu.Lock()

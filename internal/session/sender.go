@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/store"
 )
 
 // BlobOpener opens stored media by key.
@@ -86,7 +87,11 @@ func (r *runner) sendLoop(done chan struct{}) {
 }
 
 // pace waits for a send token; it returns false if the runner stopped.
-func (r *runner) pace() bool {
+func (r *runner) pace() bool { return r.takeTokens(1) == 1 }
+
+// takeTokens waits until at least one send token is available and takes up
+// to max of them; it returns how many it took, or 0 if the runner stopped.
+func (r *runner) takeTokens(max int) int {
 	rate, burst := r.m.opts.SendRate, float64(r.m.opts.SendBurst)
 	r.mu.Lock()
 	if r.cfg.SendRate > 0 {
@@ -108,8 +113,12 @@ func (r *runner) pace() bool {
 		}
 		r.send.last = now
 		if r.send.tokens >= 1 {
-			r.send.tokens--
-			return true
+			n := int(r.send.tokens)
+			if n > max {
+				n = max
+			}
+			r.send.tokens -= float64(n)
+			return n
 		}
 		wait := time.Duration((1 - r.send.tokens) / rate * float64(time.Second))
 		time.Sleep(wait)
@@ -117,16 +126,108 @@ func (r *runner) pace() bool {
 		ok := !r.stopped && r.status == wabsync.StatusConnected
 		r.mu.Unlock()
 		if !ok {
-			return false
+			return 0
 		}
 	}
+}
+
+// permanent reports whether a send error means the message cannot go.
+func permanent(err error) (*wabsync.EngineError, bool) {
+	var ee *wabsync.EngineError
+	if errors.As(err, &ee) && (ee.Permanent || ee.Code == wabsync.MsgErrNotOnWhatsApp || ee.Code == wabsync.MsgErrReachOutLocked ||
+		ee.Code == wabsync.MsgErrMediaUpload || ee.Code == wabsync.MsgErrTargetNotFound) {
+		return ee, true
+	}
+	return nil, false
+}
+
+// sendBatches sends a batch through an engine that takes several messages
+// at once: as many as the pace allows go in one call, and their outcomes are
+// recorded in one transaction. It returns how many it handled and whether
+// to retry later.
+func (m *Manager) sendBatches(ctx context.Context, r *runner, bs wabsync.BatchSender, batch []*wabsync.Message) (int, bool) {
+	done := 0
+	for done < len(batch) {
+		n := r.takeTokens(len(batch) - done)
+		if n == 0 {
+			return done, false
+		}
+		r.mu.Lock()
+		ok := !r.stopped && r.status == wabsync.StatusConnected
+		r.mu.Unlock()
+		if !ok {
+			return done, false
+		}
+		chunk := batch[done : done+n]
+		outs := make([]*wabsync.OutgoingMessage, 0, n)
+		idx := make([]int, 0, n)
+		prepErr := make([]*wabsync.MessageError, n)
+		for i, msg := range chunk {
+			out, ferr := m.outgoing(ctx, msg)
+			if ferr != nil {
+				prepErr[i] = ferr
+				continue
+			}
+			outs = append(outs, out)
+			idx = append(idx, i)
+		}
+		var res []wabsync.SendResult
+		var errs []error
+		if len(outs) > 0 {
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			res, errs = bs.SendBatch(sctx, outs)
+			cancel()
+		}
+		sendErr := make([]error, n)
+		sendRes := make([]wabsync.SendResult, n)
+		for j, i := range idx {
+			sendErr[i], sendRes[i] = errs[j], res[j]
+		}
+		handled := n
+		err := m.db.Update(ctx, func(tx *store.Tx) error {
+			handled = n
+			for i, msg := range chunk {
+				if prepErr[i] != nil {
+					if err := tx.MarkFailed(r.id, msg.ID, prepErr[i].Code, prepErr[i].Message); err != nil {
+						return err
+					}
+					continue
+				}
+				if sendErr[i] != nil {
+					if ee, ok := permanent(sendErr[i]); ok {
+						if err := tx.MarkFailed(r.id, msg.ID, ee.Code, ee.Message); err != nil {
+							return err
+						}
+						continue
+					}
+					// A transient failure: this one and the rest go again later, in order.
+					handled = i
+					return nil
+				}
+				if err := tx.MarkSent(r.id, msg.ID, sendRes[i].Timestamp); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			m.logger.Error("recording sent messages", "session_id", r.id, "err", err)
+			return done, true
+		}
+		done += handled
+		if handled < n {
+			m.logger.Warn("send failed; will retry", "session_id", r.id, "message_id", chunk[handled].ID, "err", sendErr[handled])
+			return done, true
+		}
+	}
+	return done, false
 }
 
 // sendQueued sends what the session has queued, in order. It returns how
 // many messages it handled, and whether to retry later (a transient error).
 func (m *Manager) sendQueued(r *runner) (int, bool) {
 	ctx := r.fenced(context.Background())
-	batch, err := m.db.Outbox(ctx, r.id, 100)
+	batch, err := m.db.Outbox(ctx, r.id, 500)
 	if err != nil {
 		m.logger.Error("reading the outbox", "session_id", r.id, "err", err)
 		return 0, true
@@ -149,6 +250,12 @@ func (m *Manager) sendQueued(r *runner) (int, bool) {
 			return 0, true
 		}
 	}
+	r.mu.Lock()
+	bs, batching := r.engine.(wabsync.BatchSender)
+	r.mu.Unlock()
+	if batching {
+		return m.sendBatches(ctx, r, bs, batch)
+	}
 	for i, msg := range batch {
 		if !r.pace() {
 			return i, false
@@ -170,9 +277,7 @@ func (m *Manager) sendQueued(r *runner) (int, bool) {
 		res, err := eng.Send(sctx, out)
 		cancel()
 		if err != nil {
-			var ee *wabsync.EngineError
-			if errors.As(err, &ee) && (ee.Permanent || ee.Code == wabsync.MsgErrNotOnWhatsApp || ee.Code == wabsync.MsgErrReachOutLocked ||
-				ee.Code == wabsync.MsgErrMediaUpload || ee.Code == wabsync.MsgErrTargetNotFound) {
+			if ee, ok := permanent(err); ok {
 				if err := m.db.MarkFailed(ctx, r.id, msg.ID, ee.Code, ee.Message); err != nil {
 					return i, true
 				}

@@ -385,58 +385,67 @@ func (tx *Tx) advance(m *wabsync.Message, st wabsync.MessageStatus, at time.Time
 
 // MarkSent records that WhatsApp accepted the message.
 func (db *DB) MarkSent(ctx context.Context, sessionID, id string, at time.Time) error {
-	return db.Update(ctx, func(tx *Tx) error {
-		m, err := tx.getMessage(sessionID, id)
-		if err != nil {
-			return err
-		}
-		if at.IsZero() {
-			at = db.Now()
-		}
-		ts := at
-		m.Timestamp = &ts
-		_, err = tx.advance(m, wabsync.MsgSent, db.Now())
+	return db.Update(ctx, func(tx *Tx) error { return tx.MarkSent(sessionID, id, at) })
+}
+
+// MarkSent is MarkSent inside an open transaction.
+func (tx *Tx) MarkSent(sessionID, id string, at time.Time) error {
+	m, err := tx.getMessage(sessionID, id)
+	if err != nil {
 		return err
-	})
+	}
+	if at.IsZero() {
+		at = tx.db.Now()
+	}
+	ts := at
+	m.Timestamp = &ts
+	_, err = tx.advance(m, wabsync.MsgSent, tx.db.Now())
+	return err
 }
 
 // MarkFailed records that a message cannot be sent, with why.
 func (db *DB) MarkFailed(ctx context.Context, sessionID, id, code, msg string) error {
-	return db.Update(ctx, func(tx *Tx) error {
-		m, err := tx.getMessage(sessionID, id)
-		if err != nil {
-			return err
-		}
-		if m.Status.Final() {
-			return nil
-		}
-		m.Error = &wabsync.MessageError{Code: code, Message: msg}
-		_, err = tx.advance(m, wabsync.MsgFailed, db.Now())
+	return db.Update(ctx, func(tx *Tx) error { return tx.MarkFailed(sessionID, id, code, msg) })
+}
+
+// MarkFailed is MarkFailed inside an open transaction.
+func (tx *Tx) MarkFailed(sessionID, id, code, msg string) error {
+	m, err := tx.getMessage(sessionID, id)
+	if err != nil {
 		return err
-	})
+	}
+	if m.Status.Final() {
+		return nil
+	}
+	m.Error = &wabsync.MessageError{Code: code, Message: msg}
+	_, err = tx.advance(m, wabsync.MsgFailed, tx.db.Now())
+	return err
 }
 
 // ApplyReceipt moves the session's outbound messages with these WhatsApp
 // ids forward to status (delivered, read or played).
 func (db *DB) ApplyReceipt(ctx context.Context, sessionID string, waIDs []string, st wabsync.MessageStatus, at time.Time) error {
-	return db.Update(ctx, func(tx *Tx) error {
-		for _, w := range waIDs {
-			m, err := tx.findByWAID(sessionID, w, wabsync.DirectionOut)
-			if err != nil {
-				return err
-			}
-			if m == nil {
-				continue
-			}
-			if at.IsZero() {
-				at = db.Now()
-			}
-			if _, err := tx.advance(m, st, at); err != nil {
-				return err
-			}
+	return db.Update(ctx, func(tx *Tx) error { return tx.ApplyReceipt(sessionID, waIDs, st, at) })
+}
+
+// ApplyReceipt is ApplyReceipt inside an open transaction.
+func (tx *Tx) ApplyReceipt(sessionID string, waIDs []string, st wabsync.MessageStatus, at time.Time) error {
+	for _, w := range waIDs {
+		m, err := tx.findByWAID(sessionID, w, wabsync.DirectionOut)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+		if m == nil {
+			continue
+		}
+		if at.IsZero() {
+			at = tx.db.Now()
+		}
+		if _, err := tx.advance(m, st, at); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // StoreInbound stores a received message unless the session already has it
@@ -445,68 +454,82 @@ func (db *DB) ApplyReceipt(ctx context.Context, sessionID string, waIDs []string
 func (db *DB) StoreInbound(ctx context.Context, m *wabsync.Message, contact *wabsync.ContactInfo) (bool, error) {
 	var inserted bool
 	err := db.Update(ctx, func(tx *Tx) error {
-		existing, err := tx.findByWAID(m.SessionID, m.WAID, wabsync.DirectionIn)
-		if err != nil {
-			return err
-		}
-		if existing != nil && existing.Chat == m.Chat {
-			inserted = false
-			return nil
-		}
-		seq, err := tx.nextMessageSeq(m.SessionID)
-		if err != nil {
-			return err
-		}
-		now := db.Now()
-		m.ID = wabsync.NewID("msg")
-		m.Sequence, m.CreatedAt, m.UpdatedAt = seq, now, now
-		if m.Status == "" {
-			m.Status = wabsync.MsgReceived
-		}
-		m.StatusHistory = []wabsync.StatusChange{{Status: wabsync.MsgReceived, At: now}}
-		if m.Status == wabsync.MsgRead {
-			m.StatusHistory = append(m.StatusHistory, wabsync.StatusChange{Status: wabsync.MsgRead, At: now})
-		}
-		ok, err := tx.insertMessage(m)
-		if err != nil || !ok {
-			inserted = false
-			return err
-		}
-		inserted = true
-		if contact != nil {
-			if err := tx.upsertContact(m.SessionID, contact); err != nil {
-				return err
-			}
-		}
-		typ := wabsync.EventMessageReceived
-		if m.Error != nil && m.Error.Code == "UNDECRYPTABLE" {
-			typ = wabsync.EventMessageUndecryptable
-		}
-		return tx.messageEvent(m, typ)
+		var err error
+		inserted, err = tx.StoreInbound(m, contact)
+		return err
 	})
 	return inserted, err
 }
 
+// StoreInbound is StoreInbound inside an open transaction.
+func (tx *Tx) StoreInbound(m *wabsync.Message, contact *wabsync.ContactInfo) (bool, error) {
+	existing, err := tx.findByWAID(m.SessionID, m.WAID, wabsync.DirectionIn)
+	if err != nil {
+		return false, err
+	}
+	if existing != nil && existing.Chat == m.Chat {
+		return false, nil
+	}
+	seq, err := tx.nextMessageSeq(m.SessionID)
+	if err != nil {
+		return false, err
+	}
+	now := tx.db.Now()
+	m.ID = wabsync.NewID("msg")
+	m.Sequence, m.CreatedAt, m.UpdatedAt = seq, now, now
+	if m.Status == "" {
+		m.Status = wabsync.MsgReceived
+	}
+	m.StatusHistory = []wabsync.StatusChange{{Status: wabsync.MsgReceived, At: now}}
+	if m.Status == wabsync.MsgRead {
+		m.StatusHistory = append(m.StatusHistory, wabsync.StatusChange{Status: wabsync.MsgRead, At: now})
+	}
+	ok, err := tx.insertMessage(m)
+	if err != nil || !ok {
+		return false, err
+	}
+	if contact != nil {
+		if err := tx.upsertContact(m.SessionID, contact); err != nil {
+			return false, err
+		}
+	}
+	typ := wabsync.EventMessageReceived
+	if m.Error != nil && m.Error.Code == "UNDECRYPTABLE" {
+		typ = wabsync.EventMessageUndecryptable
+	}
+	return true, tx.messageEvent(m, typ)
+}
+
 // ModifyByWAID changes the session's message with WhatsApp id waID (the
-// target of a reaction, edit or revoke) and emits typ with it. It reports
-// false when there is no such message.
+// target of a reaction, edit or revoke) and emits typ with it. It returns
+// nil when there is no such message.
 func (db *DB) ModifyByWAID(ctx context.Context, sessionID, waID, typ string, fn func(m *wabsync.Message)) (*wabsync.Message, error) {
 	var out *wabsync.Message
 	err := db.Update(ctx, func(tx *Tx) error {
-		out = nil
-		m, err := tx.findByWAID(sessionID, waID, "")
-		if err != nil || m == nil {
-			return err
-		}
-		fn(m)
-		m.UpdatedAt = db.Now()
-		if err := tx.saveMessage(m); err != nil {
-			return err
-		}
-		out = m
-		return tx.messageEvent(m, typ)
+		var err error
+		out, err = tx.ModifyByWAID(sessionID, waID, typ, fn)
+		return err
 	})
 	return out, err
+}
+
+// ModifyByWAID is ModifyByWAID inside an open transaction.
+func (tx *Tx) ModifyByWAID(sessionID, waID, typ string, fn func(m *wabsync.Message)) (*wabsync.Message, error) {
+	m, err := tx.findByWAID(sessionID, waID, "")
+	if err != nil || m == nil {
+		return nil, err
+	}
+	fn(m)
+	m.UpdatedAt = tx.db.Now()
+	if err := tx.saveMessage(m); err != nil {
+		return nil, err
+	}
+	return m, tx.messageEvent(m, typ)
+}
+
+// FindByWAID is FindByWAID inside an open transaction.
+func (tx *Tx) FindByWAID(sessionID, waID string) (*wabsync.Message, error) {
+	return tx.findByWAID(sessionID, waID, "")
 }
 
 // ModifyMessage changes a message by id and emits typ (if not empty).
@@ -539,7 +562,18 @@ func (db *DB) ModifyMessage(ctx context.Context, sessionID, id, typ string, fn f
 func (db *DB) MarkInboundRead(ctx context.Context, sessionID, chat string, upToID string, waIDs []string) ([]*wabsync.Message, error) {
 	var changed []*wabsync.Message
 	err := db.Update(ctx, func(tx *Tx) error {
-		changed = nil
+		var err error
+		changed, err = tx.MarkInboundRead(sessionID, chat, upToID, waIDs)
+		return err
+	})
+	return changed, err
+}
+
+// MarkInboundRead is MarkInboundRead inside an open transaction.
+func (tx *Tx) MarkInboundRead(sessionID, chat string, upToID string, waIDs []string) ([]*wabsync.Message, error) {
+	db := tx.db
+	var changed []*wabsync.Message
+	err := func() error {
 		var rows *sql.Rows
 		var err error
 		if upToID != "" {
@@ -588,7 +622,7 @@ func (db *DB) MarkInboundRead(ctx context.Context, sessionID, chat string, upToI
 			changed = append(changed, m)
 		}
 		return nil
-	})
+	}()
 	return changed, err
 }
 

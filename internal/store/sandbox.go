@@ -18,6 +18,31 @@ func (db *DB) PutMail(ctx context.Context, toPhone string, body []byte) error {
 	})
 }
 
+// PutMails stores several packets in one transaction, in order: bodies[i]
+// for phone to[i].
+func (db *DB) PutMails(ctx context.Context, to []string, bodies [][]byte) error {
+	if len(to) == 0 {
+		return nil
+	}
+	return db.Update(ctx, func(tx *Tx) error {
+		now := micros(db.Now())
+		notified := map[string]bool{}
+		for i, phone := range to {
+			if _, err := tx.Exec(`INSERT INTO sandbox_mailbox (id, to_phone, body, created_at) VALUES (?, ?, ?, ?)`,
+				wabsync.NewID("mail"), phone, string(bodies[i]), now); err != nil {
+				return err
+			}
+			if !notified[phone] {
+				notified[phone] = true
+				if err := tx.Notify(ChanMail, phone); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // TakeMail returns up to limit packets for phone, oldest first.
 func (db *DB) TakeMail(ctx context.Context, toPhone string, limit int) ([]string, [][]byte, error) {
 	rows, err := db.read.QueryContext(ctx, db.rebind(`SELECT id, body FROM sandbox_mailbox WHERE to_phone = ? ORDER BY id LIMIT ?`), toPhone, limit)

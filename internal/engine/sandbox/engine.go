@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -226,13 +227,77 @@ func (e *Engine) me() (string, bool) {
 
 var errOffline = &wabsync.EngineError{Code: "NOT_CONNECTED", Message: "sandbox: not connected"}
 
+// outbox collects the packets of a send, to store them in one write.
+type outbox struct {
+	to     []string
+	bodies [][]byte
+}
+
+func (o *outbox) add(phone string, p *Packet) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	o.to = append(o.to, phone)
+	o.bodies = append(o.bodies, b)
+	return nil
+}
+
+// flush stores the packets durably and wakes their recipients.
+func (n *Network) flush(ctx context.Context, o *outbox) error {
+	if len(o.to) == 0 {
+		return nil
+	}
+	if err := n.mb.PutMails(ctx, o.to, o.bodies); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, p := range o.to {
+		if !seen[p] {
+			seen[p] = true
+			n.Wake(p)
+		}
+	}
+	return nil
+}
+
 // Send delivers msg on the network.
 func (e *Engine) Send(ctx context.Context, msg *wabsync.OutgoingMessage) (wabsync.SendResult, error) {
+	res, errs := e.SendBatch(ctx, []*wabsync.OutgoingMessage{msg})
+	return res[0], errs[0]
+}
+
+var _ wabsync.BatchSender = (*Engine)(nil)
+
+// SendBatch delivers several messages with one durable write, in order.
+func (e *Engine) SendBatch(ctx context.Context, msgs []*wabsync.OutgoingMessage) ([]wabsync.SendResult, []error) {
+	res := make([]wabsync.SendResult, len(msgs))
+	errs := make([]error, len(msgs))
 	from, ok := e.me()
 	if !ok {
-		return wabsync.SendResult{}, errOffline
+		for i := range errs {
+			errs[i] = errOffline
+		}
+		return res, errs
 	}
 	now := e.n.opts.Now()
+	var ob outbox
+	inUse := map[string]bool{}
+	for i, msg := range msgs {
+		res[i], errs[i] = e.prepare(ctx, from, msg, now, &ob, inUse)
+	}
+	if err := e.n.flush(ctx, &ob); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	return res, errs
+}
+
+// prepare turns msg into the packets it makes on the network.
+func (e *Engine) prepare(ctx context.Context, from string, msg *wabsync.OutgoingMessage, now time.Time, ob *outbox, inUse map[string]bool) (wabsync.SendResult, error) {
 	to := PhoneOf(msg.To)
 	if to == "" {
 		return wabsync.SendResult{}, &wabsync.EngineError{Code: wabsync.MsgErrNotOnWhatsApp, Permanent: true,
@@ -261,9 +326,10 @@ func (e *Engine) Send(ctx context.Context, msg *wabsync.OutgoingMessage) (wabsyn
 	if msg.Revoke != nil {
 		p.RevokeOf = msg.Revoke.WAID
 	}
+	ok := wabsync.SendResult{Timestamp: now}
 	switch to {
 	case NumberNeverDelivers:
-		return wabsync.SendResult{Timestamp: now}, nil
+		return ok, nil
 	case NumberEcho, NumberReadsAtOnce:
 		// Simulated contacts answer through this device's own mailbox.
 		receipts := []wabsync.MessageStatus{wabsync.MsgDelivered}
@@ -271,35 +337,33 @@ func (e *Engine) Send(ctx context.Context, msg *wabsync.OutgoingMessage) (wabsyn
 			receipts = append(receipts, wabsync.MsgRead)
 		}
 		for _, st := range receipts {
-			if err := e.n.post(ctx, from, &Packet{Type: "receipt", From: to, At: now, WAIDs: []string{msg.WAID}, Status: st}); err != nil {
+			if err := ob.add(from, &Packet{Type: "receipt", From: to, At: now, WAIDs: []string{msg.WAID}, Status: st}); err != nil {
 				return wabsync.SendResult{}, err
 			}
 		}
 		if to == NumberEcho && msg.Reaction == nil && msg.Edit == nil && msg.Revoke == nil {
 			echo := *p
 			echo.WAID, echo.From, echo.PushName = "ECHO"+msg.WAID, to, "Echo"
-			if err := e.n.post(ctx, from, &echo); err != nil {
+			if err := ob.add(from, &echo); err != nil {
 				return wabsync.SendResult{}, err
 			}
 		}
-		return wabsync.SendResult{Timestamp: now}, nil
+		return ok, nil
 	}
-	used, err := e.n.mb.PhoneInUse(ctx, to)
-	if err != nil {
-		return wabsync.SendResult{}, err
+	used, known := inUse[to]
+	if !known {
+		var err error
+		if used, err = e.n.mb.PhoneInUse(ctx, to); err != nil {
+			return wabsync.SendResult{}, err
+		}
+		inUse[to] = used
 	}
 	if !used {
 		// A number outside this deployment: it is on WhatsApp and its
 		// phone gets the message, but nobody reads it.
-		if err := e.n.post(ctx, from, &Packet{Type: "receipt", From: to, At: now, WAIDs: []string{msg.WAID}, Status: wabsync.MsgDelivered}); err != nil {
-			return wabsync.SendResult{}, err
-		}
-		return wabsync.SendResult{Timestamp: now}, nil
+		return ok, ob.add(from, &Packet{Type: "receipt", From: to, At: now, WAIDs: []string{msg.WAID}, Status: wabsync.MsgDelivered})
 	}
-	if err := e.n.post(ctx, to, p); err != nil {
-		return wabsync.SendResult{}, err
-	}
-	return wabsync.SendResult{Timestamp: now}, nil
+	return ok, ob.add(to, p)
 }
 
 // MarkRead sends read receipts to the sender of the messages.
@@ -385,52 +449,77 @@ func (e *Engine) kick() {
 	}()
 }
 
-// drain hands the device everything its mailbox holds, in order, deleting
-// each item once the session stored it.
+// drain hands the device everything its mailbox holds, in order, a batch
+// at a time: the session stores a batch in one transaction, then the
+// senders get their receipts, then the batch leaves the mailbox. A crash in
+// between hands the batch over again; the session ignores what it has.
 func (e *Engine) drain() {
 	e.drainMu.Lock()
 	defer e.drainMu.Unlock()
 	ctx := context.Background()
 	for {
-		phone, ok := e.me()
+		me, ok := e.me()
 		if !ok {
 			return
 		}
-		ids, bodies, err := e.n.mb.TakeMail(ctx, phone, 100)
+		ids, bodies, err := e.n.mb.TakeMail(ctx, me, 256)
 		if err != nil || len(ids) == 0 {
 			return
 		}
-		var done []string
-		for i, b := range bodies {
-			if _, ok := e.me(); !ok {
-				break
+		var evs []wabsync.EngineEvent
+		var receipts outbox
+		inUse := map[string]bool{}
+		for _, b := range bodies {
+			var p Packet
+			if err := jsonUnmarshal(b, &p); err != nil {
+				continue // unreadable mail is dropped, not retried forever
 			}
-			if err := e.deliver(ctx, b); err != nil {
+			ev, ack := e.toEvent(&p)
+			if ev == nil {
+				continue
+			}
+			evs = append(evs, ev)
+			if !ack {
+				continue
+			}
+			// The device got it: tell the sender, if it is one of ours.
+			used, known := inUse[p.From]
+			if !known {
+				used, _ = e.n.mb.PhoneInUse(ctx, p.From)
+				inUse[p.From] = used
+			}
+			if used {
+				now := e.n.opts.Now()
+				_ = receipts.add(p.From, &Packet{Type: "receipt", From: me, At: now, WAIDs: []string{p.WAID}, Status: wabsync.MsgDelivered})
+				if e.o.Config.AutoRead {
+					_ = receipts.add(p.From, &Packet{Type: "receipt", From: me, At: now, WAIDs: []string{p.WAID}, Status: wabsync.MsgRead})
+				}
+			}
+		}
+		if len(evs) > 0 {
+			if err := e.o.Handler(ctx, wabsync.EngineBatch{Events: evs}); err != nil {
 				if e.o.Logger != nil {
 					e.o.Logger.Warn("sandbox: delivery to the session failed; kept in the mailbox", "err", err)
 				}
-				break
+				return
 			}
-			done = append(done, ids[i])
 		}
-		if len(done) > 0 {
-			_ = e.n.mb.DeleteMail(ctx, done)
+		if err := e.n.flush(ctx, &receipts); err != nil {
+			return
 		}
-		if len(done) < len(ids) {
+		_ = e.n.mb.DeleteMail(ctx, ids)
+		if len(ids) < 256 {
 			return
 		}
 	}
 }
 
-func (e *Engine) deliver(ctx context.Context, body []byte) error {
-	var p Packet
-	if err := jsonUnmarshal(body, &p); err != nil {
-		return nil // unreadable mail is dropped, not retried forever
-	}
-	me, _ := e.me()
+// toEvent turns a packet into the event the session gets, and says whether
+// the sender should get a delivery receipt for it.
+func (e *Engine) toEvent(p *Packet) (wabsync.EngineEvent, bool) {
 	switch p.Type {
 	case "receipt":
-		return e.o.Handler(ctx, wabsync.EngineReceipt{Chat: JID(p.From), Sender: JID(p.From), WAIDs: p.WAIDs, Status: p.Status, At: p.At})
+		return wabsync.EngineReceipt{Chat: JID(p.From), Sender: JID(p.From), WAIDs: p.WAIDs, Status: p.Status, At: p.At}, false
 	case "message":
 		m := wabsync.InboundMessage{WAID: p.WAID, Chat: JID(p.From), FromJID: JID(p.From), FromPhone: p.From, PushName: p.PushName,
 			Timestamp: p.At, Kind: p.Kind, Text: p.Text, Caption: p.Caption, Location: p.Location, Contacts: p.Contacts,
@@ -442,19 +531,20 @@ func (e *Engine) deliver(ctx context.Context, body []byte) error {
 			m.Media = &wabsync.InboundMedia{MimeType: p.Media.MimeType, Size: p.Media.Size, SHA256: p.Media.SHA256,
 				Filename: p.Media.Filename, BlobKey: p.BlobKey}
 		}
-		if err := e.o.Handler(ctx, wabsync.EngineMessage{Msg: m}); err != nil {
-			return err
-		}
-		if m.Reaction != nil || m.EditOf != "" || m.RevokeOf != "" {
-			return nil
-		}
-		// The device got it: tell the sender, if it is one of ours.
-		if used, err := e.n.mb.PhoneInUse(ctx, p.From); err == nil && used {
-			_ = e.n.post(ctx, p.From, &Packet{Type: "receipt", From: me, At: e.n.opts.Now(), WAIDs: []string{p.WAID}, Status: wabsync.MsgDelivered})
-			if e.o.Config.AutoRead {
-				_ = e.n.post(ctx, p.From, &Packet{Type: "receipt", From: me, At: e.n.opts.Now(), WAIDs: []string{p.WAID}, Status: wabsync.MsgRead})
-			}
-		}
+		return wabsync.EngineMessage{Msg: m}, m.Reaction == nil && m.EditOf == "" && m.RevokeOf == ""
 	}
-	return nil
+	return nil, false
+}
+
+// deliver hands one packet to the session at once (sandbox inbound).
+func (e *Engine) deliver(ctx context.Context, body []byte) error {
+	var p Packet
+	if err := jsonUnmarshal(body, &p); err != nil {
+		return nil
+	}
+	ev, _ := e.toEvent(&p)
+	if ev == nil {
+		return nil
+	}
+	return e.o.Handler(ctx, ev)
 }

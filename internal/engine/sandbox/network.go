@@ -35,6 +35,8 @@ const (
 type Mailbox interface {
 	// PutMail durably stores body for phone.
 	PutMail(ctx context.Context, toPhone string, body []byte) error
+	// PutMails durably stores bodies[i] for to[i], all in one write, in order.
+	PutMails(ctx context.Context, to []string, bodies [][]byte) error
 	// TakeMail returns up to limit items for phone, oldest first.
 	TakeMail(ctx context.Context, toPhone string, limit int) (ids []string, bodies [][]byte, err error)
 	// DeleteMail removes delivered items.
