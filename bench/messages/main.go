@@ -3,14 +3,17 @@
 //
 //   - accepted text messages per second (201s) from -conns closed-loop
 //     clients, session C (default pacing) to session B;
+//
 //   - p99 accept latency at an offered -rate msg/s, open loop (every request
 //     timed from its scheduled start), session A to B;
+//
 //   - end-to-end latency from POST to `delivered` (seen on A's event stream)
 //     at that same offered load, A configured with send_rate/send_burst 1000;
+//
 //   - resident memory before and after -store messages are stored.
 //
-//	go run ./bench/messages                       # SQLite (WAL, synchronous=FULL)
-//	go run ./bench/messages -database-url postgres # a fresh PostgreSQL database, dropped after
+//     go run ./bench/messages                       # SQLite (WAL, synchronous=FULL)
+//     go run ./bench/messages -database-url postgres # a fresh PostgreSQL database, dropped after
 package main
 
 import (

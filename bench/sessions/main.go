@@ -2,15 +2,18 @@
 //
 //   - created per second: POST /api/v1/sessions from -conc clients, on a
 //     fresh server (the sessions are not started);
+//
 //   - created and connected per second: create with auto_link, connect, until
 //     every one is connected;
+//
 //   - resident memory per connected idle sandbox session at each count of
 //     -counts (VmRSS of the server process, and the Go heap in use from
 //     /metrics, each minus the server's own after start);
+//
 //   - restart: SIGTERM with every session connected, start again on the same
 //     data, time until every session is connected again.
 //
-//	go run ./bench/sessions -counts 1000,10000
+//     go run ./bench/sessions -counts 1000,10000
 package main
 
 import (
