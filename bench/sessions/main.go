@@ -107,7 +107,7 @@ func main() {
 		if errs > 0 {
 			fmt.Printf("%d of %d create+connect calls failed\n", errs, add)
 		}
-		connected := waitCount(c, srv.URL, target, 10*time.Minute)
+		connected := waitCount(c, srv.URL, target, 3*time.Minute)
 		el := time.Since(t0)
 		fmt.Printf("RESULT sessions create+connect %d -> %d: %d calls ok in %.2fs, all %d connected after %.2fs = %.0f sessions/s created+connected; load average %s\n",
 			total, target, n, time.Duration(createdAt.Load()).Seconds(), connected, el.Seconds(), float64(add)/el.Seconds(), benchutil.LoadAvg())
@@ -127,7 +127,7 @@ func main() {
 	benchutil.Check(srv2.Start())
 	benchutil.OnExit(srv2.Stop)
 	healthy := time.Since(t1)
-	connected := waitCount(c, srv2.URL, total, 5*time.Minute)
+	connected := waitCount(c, srv2.URL, total, 3*time.Minute)
 	back := time.Since(t1)
 	fmt.Printf("RESULT sessions restart with %d connected: SIGTERM took %.2fs; new process healthy after %.2fs; %d connected again %.2fs after start (target <= 10s); load average %s\n",
 		total, stopped.Seconds(), healthy.Seconds(), connected, back.Seconds(), benchutil.LoadAvg())

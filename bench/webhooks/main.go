@@ -191,7 +191,7 @@ func main() {
 		}
 		mu.Unlock()
 		p99 := benchutil.Percentile(recent, 99)
-		fmt.Printf("+%4.0fs after up: %d events received in all; recent events arrive with p99 %s\n", now.Sub(upAt).Seconds(), n, benchutil.Ms(p99))
+		fmt.Printf("+%4.0fs after up: %d events received in all; %d events made in the last second or since up and received in the last second, p99 %s\n", now.Sub(upAt).Seconds(), n, len(recent), benchutil.Ms(p99))
 		if normalAt < 0 && len(recent) > 0 && p99 <= max(2*baseP99, 50*time.Millisecond) {
 			normalAt = now.Sub(upAt)
 		}
