@@ -433,3 +433,36 @@ func TestShutdownEndsStreams(t *testing.T) {
 		t.Fatal("shutdown waited for the stream")
 	}
 }
+
+func TestSessionLinkByPairCode(t *testing.T) {
+	ts := mustRunMain(t)
+	ctx := context.Background()
+	s, tok := ts.sandboxSession("pair", client.SessionConfig{})
+	c := ts.Client(tok)
+	t.Run("NotWaitingIsConflict", func(t *testing.T) {
+		if _, err := c.PairCode(ctx, "me", "+15550176543"); !client.IsCode(err, "CONFLICT") {
+			t.Fatalf("want CONFLICT before connect, got %v", err)
+		}
+	})
+	if _, err := c.Connect(ctx, "me"); err != nil {
+		t.Fatal(err)
+	}
+	ts.waitStatus(s.ID, "scan_qr", 5*time.Second)
+	t.Run("BadPhone", func(t *testing.T) {
+		r := ts.Do("POST", "/api/v1/sessions/me/pair-code", tok, map[string]string{"phone": "not a phone"})
+		if r.Status != 422 || r.Err(t).Details["phone"] == "" {
+			t.Fatalf("got %d %s", r.Status, r.Body)
+		}
+	})
+	code, err := c.PairCode(ctx, "me", "+1 555 017-6543")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(code) != 9 || code[4] != '-' {
+		t.Fatalf("code %q is not ABCD-EFGH", code)
+	}
+	got := ts.waitStatus(s.ID, "connected", 5*time.Second)
+	if got.Phone != "+15550176543" {
+		t.Fatalf("linked with phone %q", got.Phone)
+	}
+}
