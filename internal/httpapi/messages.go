@@ -137,6 +137,21 @@ func (s *Server) replayIdempotent(w http.ResponseWriter, r *http.Request, scope,
 	return true, nil
 }
 
+// readSend reads a JSON send request into req, then resolves the session
+// and replays the stored response of a repeated Idempotency-Key (sc.replay).
+func (s *Server) readSend(w http.ResponseWriter, r *http.Request, req any) (sc *sendContext, hash string, err error) {
+	raw, err := s.readBody(w, r, s.cfg.MaxJSON)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := decodeStrict(raw, req); err != nil {
+		return nil, "", err
+	}
+	hash = requestHash(r, raw)
+	sc, err = s.beginSend(w, r, hash)
+	return sc, hash, err
+}
+
 // requestHash identifies a request for Idempotency-Key: its method, path and
 // body. A JSON body is hashed in canonical form (keys sorted, no spacing), so
 // a retry that encodes the same JSON differently is the same request. Without
@@ -226,16 +241,8 @@ type sendTextRequest struct {
 const maxText = 65536
 
 func (s *Server) handleSendText(w http.ResponseWriter, r *http.Request) error {
-	raw, err := s.readBody(w, r, s.cfg.MaxJSON)
-	if err != nil {
-		return err
-	}
 	var req sendTextRequest
-	if err := decodeStrict(raw, &req); err != nil {
-		return err
-	}
-	hash := requestHash(r, raw)
-	sc, err := s.beginSend(w, r, hash)
+	sc, hash, err := s.readSend(w, r, &req)
 	if err != nil || sc.replay {
 		return err
 	}
@@ -295,16 +302,8 @@ type sendLocationRequest struct {
 }
 
 func (s *Server) handleSendLocation(w http.ResponseWriter, r *http.Request) error {
-	raw, err := s.readBody(w, r, s.cfg.MaxJSON)
-	if err != nil {
-		return err
-	}
 	var req sendLocationRequest
-	if err := decodeStrict(raw, &req); err != nil {
-		return err
-	}
-	hash := requestHash(r, raw)
-	sc, err := s.beginSend(w, r, hash)
+	sc, hash, err := s.readSend(w, r, &req)
 	if err != nil || sc.replay {
 		return err
 	}
@@ -352,16 +351,8 @@ type sendContactRequest struct {
 }
 
 func (s *Server) handleSendContact(w http.ResponseWriter, r *http.Request) error {
-	raw, err := s.readBody(w, r, s.cfg.MaxJSON)
-	if err != nil {
-		return err
-	}
 	var req sendContactRequest
-	if err := decodeStrict(raw, &req); err != nil {
-		return err
-	}
-	hash := requestHash(r, raw)
-	sc, err := s.beginSend(w, r, hash)
+	sc, hash, err := s.readSend(w, r, &req)
 	if err != nil || sc.replay {
 		return err
 	}
@@ -425,16 +416,8 @@ type sendReactionRequest struct {
 }
 
 func (s *Server) handleSendReaction(w http.ResponseWriter, r *http.Request) error {
-	raw, err := s.readBody(w, r, s.cfg.MaxJSON)
-	if err != nil {
-		return err
-	}
 	var req sendReactionRequest
-	if err := decodeStrict(raw, &req); err != nil {
-		return err
-	}
-	hash := requestHash(r, raw)
-	sc, err := s.beginSend(w, r, hash)
+	sc, hash, err := s.readSend(w, r, &req)
 	if err != nil || sc.replay {
 		return err
 	}
