@@ -110,7 +110,15 @@ func (db *DB) Heartbeat(ctx context.Context, nodeID string, ttl time.Duration) (
 		exp := micros(now.Add(ttl))
 		// Only leases that have not expired can be renewed: an expired lease
 		// may already be someone else's.
-		if _, err := tx.Exec(`UPDATE session_leases SET expires_at = ? WHERE node_id = ? AND expires_at >= ?`, exp, nodeID, micros(now)); err != nil {
+		renew := `UPDATE session_leases SET expires_at = ? WHERE node_id = ? AND expires_at >= ?`
+		if db.dialect == Postgres {
+			// Rows share-locked by a write being fenced right now are left
+			// for the next heartbeat (a third of a lease later) instead of
+			// waited for: waiting could deadlock with a batch of such writes.
+			renew = `UPDATE session_leases SET expires_at = ? WHERE session_id IN (
+				SELECT session_id FROM session_leases WHERE node_id = ? AND expires_at >= ? FOR UPDATE SKIP LOCKED)`
+		}
+		if _, err := tx.Exec(renew, exp, nodeID, micros(now)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(`UPDATE lease_log SET renewed_at = ? WHERE node_id = ? AND released_at IS NULL
