@@ -44,7 +44,7 @@ func (m *Manager) clusterLoop(ctx context.Context) {
 		case <-m.kick:
 		}
 		beat := time.Now()
-		held, err := m.db.Heartbeat(ctx, m.opts.NodeID, m.opts.LeaseTTL)
+		held, err := m.db.Heartbeat(ctx, m.opts.NodeID, m.opts.LeaseTTL, m.opts.SingleNode)
 		if err != nil {
 			if ctx.Err() != nil {
 				return

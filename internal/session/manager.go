@@ -266,8 +266,15 @@ func (m *Manager) release(r *runner) {
 
 // Disconnect stops the connection and keeps the link.
 func (m *Manager) Disconnect(ctx context.Context, id string) (*wabsync.Session, error) {
-	if r := m.runner(id); r != nil {
-		m.dropRunner(r)
+	// The runner ignores its engine from now on, but keeps its lease until
+	// the session no longer wants to run: released earlier, the lease could
+	// be taken over, and the session started again, in between.
+	r := m.runner(id)
+	if r != nil {
+		r.mu.Lock()
+		r.stopped = true
+		r.mu.Unlock()
+		defer m.dropRunner(r)
 	}
 	return m.db.ModifySession(ctx, id, func(tx *store.Tx, s *wabsync.Session) error {
 		s.Desired = false
@@ -286,6 +293,9 @@ func (m *Manager) Logout(ctx context.Context, id string) (*wabsync.Session, erro
 	s, err := m.db.GetSession(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if r := m.runner(id); r != nil {
+		defer m.dropRunner(r) // once the session no longer wants to run
 	}
 	m.logoutEngine(ctx, s)
 	return m.db.ModifySession(ctx, id, func(tx *store.Tx, s *wabsync.Session) error {
@@ -306,7 +316,6 @@ func (m *Manager) logoutEngine(ctx context.Context, s *wabsync.Session) {
 		eng = r.engine
 		r.stopped = true // ignore the engine's own logged-out event
 		r.mu.Unlock()
-		defer m.dropRunner(r)
 	} else if s.DeviceJID != "" {
 		if f, ok := m.opts.Factories[s.Engine]; ok {
 			e, err := f.NewEngine(wabsync.EngineOptions{SessionID: s.ID, Name: s.Name, Config: s.Config, DeviceJID: s.DeviceJID,
@@ -342,6 +351,9 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	s, err := m.db.GetSession(ctx, id)
 	if err != nil {
 		return err
+	}
+	if r := m.runner(id); r != nil {
+		defer m.dropRunner(r)
 	}
 	m.logoutEngine(ctx, s)
 	if m.opts.OnDelete != nil {

@@ -19,7 +19,7 @@ func (tx *Tx) upsertContact(sessionID string, c *wabsync.ContactInfo) error {
 
 // ListContacts returns a page of the contacts a session has heard from.
 func (db *DB) ListContacts(ctx context.Context, sessionID string, p wabsync.Page) (wabsync.List[*wabsync.ContactInfo], error) {
-	rows, err := db.read.QueryContext(ctx, db.rebind(`SELECT jid, phone, lid, push_name, updated_at FROM contacts
+	rows, err := db.query(ctx, (`SELECT jid, phone, lid, push_name, updated_at FROM contacts
 		WHERE session_id = ? AND jid > ? ORDER BY jid LIMIT ?`), sessionID, p.After, p.Limit+1)
 	if err != nil {
 		return wabsync.List[*wabsync.ContactInfo]{}, err
@@ -53,7 +53,7 @@ func (db *DB) ListChats(ctx context.Context, sessionID string, p wabsync.Page) (
 	}
 	q += ` ORDER BY last_id DESC LIMIT ?`
 	args = append(args, p.Limit+1)
-	rows, err := db.read.QueryContext(ctx, db.rebind(q), args...)
+	rows, err := db.query(ctx, (q), args...)
 	if err != nil {
 		return wabsync.List[*wabsync.Chat]{}, err
 	}

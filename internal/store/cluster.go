@@ -99,7 +99,9 @@ func (db *DB) StopNode(ctx context.Context, id string) error {
 
 // Heartbeat renews the node and every lease it holds, and returns the
 // leases it still holds.
-func (db *DB) Heartbeat(ctx context.Context, nodeID string, ttl time.Duration) ([]Lease, error) {
+// With single (one node on SQLite), leases that expired because a heartbeat
+// came late are renewed too: no other node can have taken them.
+func (db *DB) Heartbeat(ctx context.Context, nodeID string, ttl time.Duration, single bool) ([]Lease, error) {
 	now := db.Now()
 	var out []Lease
 	err := db.UpdateNow(ctx, func(tx *Tx) error {
@@ -118,7 +120,11 @@ func (db *DB) Heartbeat(ctx context.Context, nodeID string, ttl time.Duration) (
 			renew = `UPDATE session_leases SET expires_at = ? WHERE session_id IN (
 				SELECT session_id FROM session_leases WHERE node_id = ? AND expires_at >= ? FOR UPDATE SKIP LOCKED)`
 		}
-		if _, err := tx.Exec(renew, exp, nodeID, micros(now)); err != nil {
+		since := micros(now)
+		if single {
+			since = 0
+		}
+		if _, err := tx.Exec(renew, exp, nodeID, since); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(`UPDATE lease_log SET renewed_at = ? WHERE node_id = ? AND released_at IS NULL
@@ -211,7 +217,7 @@ func (db *DB) AcquireFree(ctx context.Context, nodeID string, ttl time.Duration,
 	if steal {
 		now = math.MaxInt64
 	}
-	rows, err := db.read.QueryContext(ctx, db.rebind(`SELECT s.id FROM sessions s LEFT JOIN session_leases l ON l.session_id = s.id
+	rows, err := db.query(ctx, (`SELECT s.id FROM sessions s LEFT JOIN session_leases l ON l.session_id = s.id
 		WHERE s.desired = 1 AND (l.session_id IS NULL OR l.expires_at < ?) ORDER BY s.id LIMIT ?`), now, limit)
 	if err != nil {
 		return nil, err
@@ -266,7 +272,7 @@ func (db *DB) ReleaseLease(ctx context.Context, sessionID, nodeID string, token 
 // LeaseOwner returns the node that holds a live lease on the session and
 // its address, or "" when nobody does.
 func (db *DB) LeaseOwner(ctx context.Context, sessionID string) (nodeID, address string, err error) {
-	err = db.read.QueryRowContext(ctx, db.rebind(`SELECT l.node_id, n.address FROM session_leases l JOIN nodes n ON n.id = l.node_id
+	err = db.queryRow(ctx, (`SELECT l.node_id, n.address FROM session_leases l JOIN nodes n ON n.id = l.node_id
 		WHERE l.session_id = ? AND l.expires_at >= ?`), sessionID, micros(db.Now())).Scan(&nodeID, &address)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", nil
@@ -280,7 +286,7 @@ func (db *DB) ClusterCounts(ctx context.Context, aliveWithin time.Duration) (des
 	if err = db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions WHERE desired = 1`).Scan(&desired); err != nil {
 		return
 	}
-	err = db.read.QueryRowContext(ctx, db.rebind(`SELECT COUNT(*) FROM nodes WHERE stopped = 0 AND heartbeat_at >= ?`),
+	err = db.queryRow(ctx, (`SELECT COUNT(*) FROM nodes WHERE stopped = 0 AND heartbeat_at >= ?`),
 		micros(db.Now().Add(-aliveWithin))).Scan(&alive)
 	return
 }
@@ -288,7 +294,7 @@ func (db *DB) ClusterCounts(ctx context.Context, aliveWithin time.Duration) (des
 // ListNodes returns every node known, with its live session count.
 func (db *DB) ListNodes(ctx context.Context, aliveWithin time.Duration) ([]Node, error) {
 	now := db.Now()
-	rows, err := db.read.QueryContext(ctx, db.rebind(`SELECT n.id, n.address, n.capacity, n.started_at, n.heartbeat_at, n.stopped,
+	rows, err := db.query(ctx, (`SELECT n.id, n.address, n.capacity, n.started_at, n.heartbeat_at, n.stopped,
 		(SELECT COUNT(*) FROM session_leases l WHERE l.node_id = n.id AND l.expires_at >= ?)
 		FROM nodes n ORDER BY n.id`), micros(now))
 	if err != nil {
@@ -357,7 +363,7 @@ func isForeignKeyViolation(err error) bool {
 // UndesiredOwned returns the sessions this node holds that no longer want
 // to run (disconnected or logged out through another node).
 func (db *DB) UndesiredOwned(ctx context.Context, nodeID string) ([]string, error) {
-	rows, err := db.read.QueryContext(ctx, db.rebind(`SELECT l.session_id FROM session_leases l JOIN sessions s ON s.id = l.session_id
+	rows, err := db.query(ctx, (`SELECT l.session_id FROM session_leases l JOIN sessions s ON s.id = l.session_id
 		WHERE l.node_id = ? AND s.desired = 0`), nodeID)
 	if err != nil {
 		return nil, err

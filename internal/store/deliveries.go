@@ -52,7 +52,7 @@ var errDeliveryNotFound = wabsync.NotFound("Delivery")
 
 // GetDelivery returns delivery id of webhook webhookID.
 func (db *DB) GetDelivery(ctx context.Context, webhookID, id string) (*wabsync.Delivery, error) {
-	d, err := scanDelivery(db.read.QueryRowContext(ctx, db.rebind(`SELECT `+deliveryCols+` FROM deliveries WHERE id = ? AND webhook_id = ?`), id, webhookID))
+	d, err := scanDelivery(db.queryRow(ctx, (`SELECT ` + deliveryCols + ` FROM deliveries WHERE id = ? AND webhook_id = ?`), id, webhookID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errDeliveryNotFound
 	}
@@ -75,7 +75,7 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID, status string, p wa
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, p.Limit+1)
-	rows, err := db.read.QueryContext(ctx, db.rebind(q), args...)
+	rows, err := db.query(ctx, (q), args...)
 	if err != nil {
 		return wabsync.List[*wabsync.Delivery]{}, err
 	}

@@ -108,7 +108,7 @@ func eventsMatch(filter, typ string) bool {
 // ListEvents returns up to limit events of a session with a sequence above
 // after, in order.
 func (db *DB) ListEvents(ctx context.Context, sessionID string, after int64, limit int) ([]*wabsync.Event, error) {
-	rows, err := db.read.QueryContext(ctx, db.rebind(`SELECT body FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?`), sessionID, after, limit)
+	rows, err := db.query(ctx, (`SELECT body FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?`), sessionID, after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ func (db *DB) ListEvents(ctx context.Context, sessionID string, after int64, lim
 // GetEvent returns one stored event by id.
 func (db *DB) GetEvent(ctx context.Context, id string) (*wabsync.Event, error) {
 	var body string
-	err := db.read.QueryRowContext(ctx, db.rebind(`SELECT body FROM events WHERE id = ?`), id).Scan(&body)
+	err := db.queryRow(ctx, (`SELECT body FROM events WHERE id = ?`), id).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, wabsync.NotFound("Event")
 	}
@@ -145,7 +145,7 @@ func (db *DB) GetEvent(ctx context.Context, id string) (*wabsync.Event, error) {
 // LatestEventSeq returns the sequence of a session's newest event.
 func (db *DB) LatestEventSeq(ctx context.Context, sessionID string) (int64, error) {
 	var seq int64
-	err := db.read.QueryRowContext(ctx, db.rebind(`SELECT event_seq FROM sessions WHERE id = ?`), sessionID).Scan(&seq)
+	err := db.queryRow(ctx, (`SELECT event_seq FROM sessions WHERE id = ?`), sessionID).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, wabsync.NotFound("Session")
 	}

@@ -23,7 +23,7 @@ func (db *DB) GetIdempotent(ctx context.Context, scope, key string) (*Idempotent
 	var r IdempotentResponse
 	var body string
 	var created int64
-	err := db.read.QueryRowContext(ctx, db.rebind(`SELECT request_hash, status, response, created_at FROM idempotency_keys WHERE scope = ? AND key = ?`), scope, key).
+	err := db.queryRow(ctx, (`SELECT request_hash, status, response, created_at FROM idempotency_keys WHERE scope = ? AND key = ?`), scope, key).
 		Scan(&r.RequestHash, &r.Status, &body, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil

@@ -164,7 +164,7 @@ func (db *DB) AcceptMessage(ctx context.Context, m *wabsync.Message, idem *Idemp
 // GetMessage returns a message of a session.
 func (db *DB) GetMessage(ctx context.Context, sessionID, id string) (*wabsync.Message, error) {
 	var body string
-	err := db.read.QueryRowContext(ctx, db.rebind(`SELECT body FROM messages WHERE id = ? AND session_id = ?`), id, sessionID).Scan(&body)
+	err := db.queryRow(ctx, (`SELECT body FROM messages WHERE id = ? AND session_id = ?`), id, sessionID).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, wabsync.NotFound("Message")
 	}
@@ -177,7 +177,7 @@ func (db *DB) GetMessage(ctx context.Context, sessionID, id string) (*wabsync.Me
 // GetMessageAny returns a message of any session (signed media links).
 func (db *DB) GetMessageAny(ctx context.Context, id string) (*wabsync.Message, error) {
 	var body string
-	err := db.read.QueryRowContext(ctx, db.rebind(`SELECT body FROM messages WHERE id = ?`), id).Scan(&body)
+	err := db.queryRow(ctx, (`SELECT body FROM messages WHERE id = ?`), id).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, wabsync.NotFound("Message")
 	}
@@ -191,7 +191,7 @@ func (db *DB) GetMessageAny(ctx context.Context, id string) (*wabsync.Message, e
 // direction), or nil.
 func (db *DB) FindByWAID(ctx context.Context, sessionID, waID string) (*wabsync.Message, error) {
 	var body string
-	err := db.read.QueryRowContext(ctx, db.rebind(`SELECT body FROM messages WHERE session_id = ? AND wa_id = ? ORDER BY id LIMIT 1`), sessionID, waID).Scan(&body)
+	err := db.queryRow(ctx, (`SELECT body FROM messages WHERE session_id = ? AND wa_id = ? ORDER BY id LIMIT 1`), sessionID, waID).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -260,7 +260,7 @@ func (db *DB) ListMessages(ctx context.Context, sessionID string, f wabsync.Mess
 		args = append(args, f.Page.After)
 	}
 	args = append(args, f.Page.Limit+1)
-	rows, err := db.read.QueryContext(ctx, db.rebind(`SELECT body FROM messages WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`), args...)
+	rows, err := db.query(ctx, (`SELECT body FROM messages WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ?`), args...)
 	if err != nil {
 		return wabsync.List[*wabsync.Message]{}, err
 	}
@@ -285,7 +285,7 @@ func (db *DB) ListMessages(ctx context.Context, sessionID string, f wabsync.Mess
 
 // Outbox returns up to limit messages of a session still to send, in order.
 func (db *DB) Outbox(ctx context.Context, sessionID string, limit int) ([]*wabsync.Message, error) {
-	rows, err := db.read.QueryContext(ctx, db.rebind(`SELECT body FROM messages WHERE session_id = ? AND status IN ('queued', 'sending') ORDER BY seq LIMIT ?`), sessionID, limit)
+	rows, err := db.query(ctx, (`SELECT body FROM messages WHERE session_id = ? AND status IN ('queued', 'sending') ORDER BY seq LIMIT ?`), sessionID, limit)
 	if err != nil {
 		return nil, err
 	}

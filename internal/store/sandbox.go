@@ -45,7 +45,7 @@ func (db *DB) PutMails(ctx context.Context, to []string, bodies [][]byte) error 
 
 // TakeMail returns up to limit packets for phone, oldest first.
 func (db *DB) TakeMail(ctx context.Context, toPhone string, limit int) ([]string, [][]byte, error) {
-	rows, err := db.read.QueryContext(ctx, db.rebind(`SELECT id, body FROM sandbox_mailbox WHERE to_phone = ? ORDER BY id LIMIT ?`), toPhone, limit)
+	rows, err := db.query(ctx, (`SELECT id, body FROM sandbox_mailbox WHERE to_phone = ? ORDER BY id LIMIT ?`), toPhone, limit)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -66,7 +66,7 @@ func (db *DB) CreateSession(ctx context.Context, s *wabsync.Session, tokenHash s
 
 // GetSession returns one session, or NOT_FOUND.
 func (db *DB) GetSession(ctx context.Context, id string) (*wabsync.Session, error) {
-	s, err := scanSession(db.read.QueryRowContext(ctx, db.rebind(`SELECT `+sessionCols+` FROM sessions WHERE id = ?`), id))
+	s, err := scanSession(db.queryRow(ctx, (`SELECT ` + sessionCols + ` FROM sessions WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, wabsync.NotFound("Session")
 	}
@@ -99,7 +99,7 @@ func (db *DB) ListSessions(ctx context.Context, f wabsync.SessionFilter) (wabsyn
 	}
 	q += " ORDER BY id LIMIT ?"
 	args = append(args, f.Page.Limit+1)
-	rows, err := db.read.QueryContext(ctx, db.rebind(q), args...)
+	rows, err := db.query(ctx, (q), args...)
 	if err != nil {
 		return wabsync.List[*wabsync.Session]{}, err
 	}
@@ -131,7 +131,7 @@ func pageOf[T any](items []T, limit int, key func(T) string) wabsync.List[T] {
 
 // SessionsToResume returns every session that should be running.
 func (db *DB) SessionsToResume(ctx context.Context) ([]*wabsync.Session, error) {
-	rows, err := db.read.QueryContext(ctx, db.rebind(`SELECT `+sessionCols+` FROM sessions WHERE desired = 1 ORDER BY id`))
+	rows, err := db.query(ctx, (`SELECT ` + sessionCols + ` FROM sessions WHERE desired = 1 ORDER BY id`))
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func (db *DB) SetQR(ctx context.Context, id, qr string, expires time.Time) error
 // GetQR returns the QR code a session shows now, if any.
 func (db *DB) GetQR(ctx context.Context, id string) (qr string, expires time.Time, err error) {
 	var exp int64
-	err = db.read.QueryRowContext(ctx, db.rebind(`SELECT qr, qr_expires_at FROM sessions WHERE id = ?`), id).Scan(&qr, &exp)
+	err = db.queryRow(ctx, (`SELECT qr, qr_expires_at FROM sessions WHERE id = ?`), id).Scan(&qr, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", time.Time{}, wabsync.NotFound("Session")
 	}
@@ -271,7 +271,7 @@ func (db *DB) DeleteSession(ctx context.Context, id string) error {
 // SessionByPhone returns the id of the session linked to phone, or "".
 func (db *DB) SessionByPhone(ctx context.Context, phone string) (string, error) {
 	var id string
-	err := db.read.QueryRowContext(ctx, db.rebind(`SELECT id FROM sessions WHERE phone = ? AND engine = ? ORDER BY id LIMIT 1`), phone, wabsync.EngineSandbox).Scan(&id)
+	err := db.queryRow(ctx, (`SELECT id FROM sessions WHERE phone = ? AND engine = ? ORDER BY id LIMIT 1`), phone, wabsync.EngineSandbox).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -10,7 +10,7 @@ import (
 // time. Every node gets the same value.
 func (db *DB) Setting(ctx context.Context, name string, make func() string) (string, error) {
 	var v string
-	err := db.read.QueryRowContext(ctx, db.rebind(`SELECT value FROM settings WHERE name = ?`), name).Scan(&v)
+	err := db.queryRow(ctx, (`SELECT value FROM settings WHERE name = ?`), name).Scan(&v)
 	if err == nil {
 		return v, nil
 	}

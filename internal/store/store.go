@@ -39,6 +39,12 @@ type DB struct {
 	writer  *writer
 	logger  *slog.Logger
 
+	// Prepared statements of the read pool (SQLite only; nil on
+	// PostgreSQL). Writes are not prepared: the single writer connection is
+	// busy inside its transactions, where a statement prepared on the pool
+	// would wait for it.
+	readStmts *stmtCache
+
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 	// OnEvent is called after commit for every event stored (SSE streams,
@@ -102,6 +108,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		r.SetConnMaxIdleTime(0)
 		r.SetConnMaxLifetime(0)
 		db.write, db.read = w, r
+		db.readStmts = &stmtCache{pool: r}
 	case strings.HasPrefix(rawURL, "postgres://") || strings.HasPrefix(rawURL, "postgresql://"):
 		db.dialect = Postgres
 		p, err := sql.Open("pgx", rawURL)
@@ -177,6 +184,9 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close stops the writer and closes the connections.
 func (db *DB) Close() error {
 	db.writer.close()
+	if db.readStmts != nil {
+		db.readStmts.close()
+	}
 	var err error
 	if db.read != db.write {
 		err = db.read.Close()

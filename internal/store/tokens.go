@@ -71,12 +71,12 @@ func (db *DB) Authenticate(ctx context.Context, token string) (*wabsync.Principa
 	var err error
 	switch {
 	case len(token) > len(AdminTokenPrefix) && token[:len(AdminTokenPrefix)] == AdminTokenPrefix:
-		err = db.read.QueryRowContext(ctx, db.rebind(`SELECT id, token_hash FROM admin_tokens WHERE token_hash = ?`), h).Scan(&id, &stored)
+		err = db.queryRow(ctx, (`SELECT id, token_hash FROM admin_tokens WHERE token_hash = ?`), h).Scan(&id, &stored)
 		if err == nil && subtle.ConstantTimeCompare([]byte(stored), []byte(h)) == 1 {
 			return &wabsync.Principal{Admin: true, TokenID: id}, nil
 		}
 	case len(token) > len(SessionTokenPrefix) && token[:len(SessionTokenPrefix)] == SessionTokenPrefix:
-		err = db.read.QueryRowContext(ctx, db.rebind(`SELECT id, token_hash FROM sessions WHERE token_hash = ?`), h).Scan(&id, &stored)
+		err = db.queryRow(ctx, (`SELECT id, token_hash FROM sessions WHERE token_hash = ?`), h).Scan(&id, &stored)
 		if err == nil && subtle.ConstantTimeCompare([]byte(stored), []byte(h)) == 1 {
 			return &wabsync.Principal{SessionID: id, TokenID: id}, nil
 		}

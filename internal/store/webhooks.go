@@ -95,7 +95,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w *wabsync.Webhook, rem *Rememb
 // global webhooks), without its secret. A webhook of another scope is
 // NOT_FOUND.
 func (db *DB) GetWebhook(ctx context.Context, scope *string, id string) (*wabsync.Webhook, error) {
-	w, err := scanWebhook(db.read.QueryRowContext(ctx, db.rebind(`SELECT `+webhookCols+` FROM webhooks WHERE id = ?`), id))
+	w, err := scanWebhook(db.queryRow(ctx, (`SELECT ` + webhookCols + ` FROM webhooks WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !sameScope(w.SessionID, scope)) {
 		return nil, errWebhookNotFound
 	}
@@ -127,7 +127,7 @@ func (db *DB) ListWebhooks(ctx context.Context, scope *string, p wabsync.Page) (
 	}
 	q += ` ORDER BY id LIMIT ?`
 	args = append(args, p.Limit+1)
-	rows, err := db.read.QueryContext(ctx, db.rebind(q), args...)
+	rows, err := db.query(ctx, (q), args...)
 	if err != nil {
 		return wabsync.List[*wabsync.Webhook]{}, err
 	}
@@ -266,7 +266,7 @@ func (db *DB) RotateWebhookSecret(ctx context.Context, scope *string, id, secret
 func (db *DB) WebhookSecrets(ctx context.Context, id string, now time.Time) ([]string, error) {
 	var cur, old string
 	var until int64
-	err := db.read.QueryRowContext(ctx, db.rebind(`SELECT secret, old_secret, old_secret_until FROM webhooks WHERE id = ?`), id).Scan(&cur, &old, &until)
+	err := db.queryRow(ctx, (`SELECT secret, old_secret, old_secret_until FROM webhooks WHERE id = ?`), id).Scan(&cur, &old, &until)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errWebhookNotFound
 	}
