@@ -62,7 +62,7 @@ func (db *DB) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 			return st.QueryRowContext(ctx, args...)
 		}
 	}
-	return db.queryRow(ctx, (q), args...)
+	return db.read.QueryRowContext(ctx, db.rebind(q), args...)
 }
 
 // query runs a read (? placeholders).
@@ -72,5 +72,5 @@ func (db *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 			return st.QueryContext(ctx, args...)
 		}
 	}
-	return db.query(ctx, (q), args...)
+	return db.read.QueryContext(ctx, db.rebind(q), args...)
 }
