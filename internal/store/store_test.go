@@ -105,3 +105,49 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("a configured token replaces the generated one: %v", err)
 	}
 }
+
+// TestCancelledChangesAreLeftOut: a change whose caller gave up before it
+// ran is not written and fails with the caller's error, and the changes
+// batched with it commit as usual.
+func TestCancelledChangesAreLeftOut(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	ctx := context.Background()
+	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusStopped}
+	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 100)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c := ctx
+			if i%2 == 1 {
+				c = cancelled
+			}
+			errs[i] = db.Update(c, func(tx *store.Tx) error {
+				_, err := tx.AddEvent(&s.ID, wabsync.EventWebhookTest, map[string]int{"i": i})
+				return err
+			})
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i%2 == 0 && err != nil {
+			t.Fatalf("change %d failed: %v", i, err)
+		}
+		if i%2 == 1 && !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled change %d: err %v", i, err)
+		}
+	}
+	evs, err := db.ListEvents(ctx, s.ID, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 50 {
+		t.Fatalf("%d events written; want the 50 not cancelled", len(evs))
+	}
+}

@@ -49,10 +49,11 @@ func (t *Tx) AfterCommit(f func()) { t.after = append(t.after, f) }
 func (t *Tx) DB() *DB { return t.db }
 
 type job struct {
-	ctx   context.Context
-	fn    func(*Tx) error
-	done  chan error
-	after []func()
+	ctx     context.Context
+	fn      func(*Tx) error
+	skipped error // set when the job was left out of its batch
+	done    chan error
+	after   []func()
 }
 
 // writer runs changes in group-committed transactions: each writer goroutine
@@ -151,7 +152,7 @@ func (w *writer) commit(batch []*job) {
 	if len(batch) > 1 {
 		if err := w.runTx(batch); err == nil {
 			for _, j := range batch {
-				j.done <- nil
+				j.done <- j.skipped
 			}
 			return
 		}
@@ -164,11 +165,12 @@ func (w *writer) commit(batch []*job) {
 				break
 			}
 		}
+		if err == nil {
+			err = j.skipped
+		}
 		j.done <- err
 	}
 }
-
-var errSkipped = errors.New("skipped")
 
 func (w *writer) runTx(batch []*job) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
@@ -183,12 +185,12 @@ func (w *writer) runTx(batch []*job) (err error) {
 		}
 	}()
 	for _, j := range batch {
-		j.after = nil
-		if e := j.ctx.Err(); e != nil && len(batch) > 1 {
-			// Run it on its own, where it will fail with its own error.
-			return errSkipped
-		} else if e != nil {
-			return e
+		j.after, j.skipped = nil, nil
+		if e := j.ctx.Err(); e != nil {
+			// Its caller gave up before it ran: it is left out (nothing of it
+			// is written) and fails with that, without taking the batch down.
+			j.skipped = e
+			continue
 		}
 		t := &Tx{db: w.db, tx: tx, ctx: ctx}
 		if err := t.checkFence(j.ctx); err != nil {
