@@ -8,11 +8,8 @@ import (
 )
 
 func (s *Server) handleListChats(w http.ResponseWriter, r *http.Request) error {
-	id, err := sessionParam(r)
+	id, err := s.existingSession(r)
 	if err != nil {
-		return err
-	}
-	if _, err := s.db.GetSession(r.Context(), id); err != nil {
 		return err
 	}
 	p, err := page(r)
@@ -28,11 +25,8 @@ func (s *Server) handleListChats(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleListContacts(w http.ResponseWriter, r *http.Request) error {
-	id, err := sessionParam(r)
+	id, err := s.existingSession(r)
 	if err != nil {
-		return err
-	}
-	if _, err := s.db.GetSession(r.Context(), id); err != nil {
 		return err
 	}
 	p, err := page(r)

@@ -454,11 +454,8 @@ func (s *Server) handleSendReaction(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request) error {
-	id, err := sessionParam(r)
+	id, err := s.existingSession(r)
 	if err != nil {
-		return err
-	}
-	if _, err := s.db.GetSession(r.Context(), id); err != nil {
 		return err
 	}
 	p, err := page(r)

@@ -207,3 +207,16 @@ func sessionParam(r *http.Request) (string, error) {
 	}
 	return id, nil
 }
+
+// existingSession resolves {session} like sessionParam and checks that the
+// session exists (NOT_FOUND otherwise).
+func (s *Server) existingSession(r *http.Request) (string, error) {
+	id, err := sessionParam(r)
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.db.GetSession(r.Context(), id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
