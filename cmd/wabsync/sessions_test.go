@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"image/png"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -405,21 +404,40 @@ func TestSessionReconnectsAfterDrop(t *testing.T) {
 // graceful shutdown; the stream ends and the client can resume elsewhere.
 func TestShutdownEndsStreams(t *testing.T) {
 	ts := mustRunMain(t)
-	s, tok := ts.sandboxSession("sse", client.SessionConfig{})
-	_ = s
-	started := make(chan struct{})
+	_, tok := ts.sandboxSession("sse", client.SessionConfig{})
+	c := ts.Client(tok)
+	first := make(chan struct{})
+	var once sync.Once
 	ended := make(chan error, 1)
 	go func() {
-		zero := int64(0)
-		ended <- ts.Client(tok).StreamEvents(context.Background(), "me", &client.StreamSessionEventsParams{After: &zero}, func(*client.Event) error {
-			return nil
-		}, func(ctx context.Context, req *http.Request) error {
-			close(started)
+		ended <- c.StreamEvents(context.Background(), "me", nil, func(*client.Event) error {
+			once.Do(func() { close(first) })
 			return nil
 		})
 	}()
-	<-started
-	time.Sleep(100 * time.Millisecond) // let the stream open
+	// The stream is open and live once it carries an event made after it
+	// started: connecting makes some.
+	deadline := time.After(15 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	connected := false
+	for waiting := true; waiting; {
+		select {
+		case <-first:
+			waiting = false
+		case <-tick.C:
+			if !connected {
+				if _, err := c.Connect(context.Background(), "me"); err != nil {
+					t.Fatal(err)
+				}
+				connected = true
+			}
+		case err := <-ended:
+			t.Fatalf("the stream ended before the shutdown: %v", err)
+		case <-deadline:
+			t.Fatal("the stream carried no event")
+		}
+	}
 	closed := make(chan struct{})
 	go func() { ts.Close(); close(closed) }()
 	select {
