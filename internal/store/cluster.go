@@ -70,6 +70,19 @@ func (t *Tx) checkFence(ctx context.Context) error {
 	return err
 }
 
+// logBySession makes SQLite find a session's lease_log entries through the
+// session's index. Left to itself it picks the index of the node's open
+// entries (an equality on all its columns), which holds every session the
+// node runs: each release or acquisition then scanned them all (measured:
+// 20 of 34 s of CPU restarting 10,000 sessions). PostgreSQL plans from
+// statistics.
+func (db *DB) logBySession() string {
+	if db.dialect == Postgres {
+		return ""
+	}
+	return " INDEXED BY lease_log_session"
+}
+
 // RegisterNode records (or refreshes) this node.
 func (db *DB) RegisterNode(ctx context.Context, id, address string, capacity int) error {
 	now := micros(db.Now())
@@ -197,7 +210,7 @@ func (tx *Tx) acquireLease(sessionID, nodeID string, ttl time.Duration, steal bo
 		return Lease{}, false, "", err
 	}
 	// Close this session's earlier log entries of this node (a re-acquire).
-	if _, err := tx.Exec(`UPDATE lease_log SET released_at = ? WHERE session_id = ? AND node_id = ? AND released_at IS NULL`, micros(now), sessionID, nodeID); err != nil {
+	if _, err := tx.Exec(`UPDATE lease_log`+tx.db.logBySession()+` SET released_at = ? WHERE session_id = ? AND node_id = ? AND released_at IS NULL`, micros(now), sessionID, nodeID); err != nil {
 		return Lease{}, false, "", err
 	}
 	if _, err := tx.Exec(`INSERT INTO lease_log (id, session_id, node_id, token, acquired_at, renewed_at) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -262,7 +275,7 @@ func (db *DB) ReleaseLease(ctx context.Context, sessionID, nodeID string, token 
 		if _, err := tx.Exec(`DELETE FROM session_leases WHERE session_id = ? AND node_id = ? AND token = ?`, sessionID, nodeID, token); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`UPDATE lease_log SET released_at = ? WHERE session_id = ? AND node_id = ? AND token = ? AND released_at IS NULL`, now, sessionID, nodeID, token); err != nil {
+		if _, err := tx.Exec(`UPDATE lease_log`+tx.db.logBySession()+` SET released_at = ? WHERE session_id = ? AND node_id = ? AND token = ? AND released_at IS NULL`, now, sessionID, nodeID, token); err != nil {
 			return err
 		}
 		return tx.Notify(ChanLeases, nodeID)
