@@ -211,6 +211,27 @@ type ClaimOptions struct {
 	// out of the claim, so that a slow endpoint's backlog does not crowd out
 	// the other endpoints.
 	Room map[string]int
+	// Hold names webhooks whose endpoint is down (the worker's circuit
+	// breaker is open) with the time of their next probe: their due
+	// deliveries are not claimed but moved to that time (parked), in the
+	// claim's transaction, so that a down endpoint costs one write per claim
+	// rather than an attempt and a write per delivery, and its backlog does
+	// not stay in the due set every claim reads.
+	Hold map[string]time.Time
+	// MinPark: a claim that finds nothing to claim and fewer than this many
+	// deliveries to park writes nothing (a later claim parks them).
+	MinPark int
+}
+
+// Claim is what one claim took.
+type Claim struct {
+	Deliveries []*ClaimedDelivery
+	// Parked is how many due deliveries of held webhooks were moved to their
+	// next probe.
+	Parked int
+	// More is set when the claim read as many due deliveries as it may: more
+	// may be due.
+	More bool
 }
 
 // skipLockedOf is the row-locking suffix of a claim that joins other tables
@@ -224,73 +245,140 @@ func (db *DB) skipLockedOf(alias string) string {
 }
 
 // ClaimDeliveries claims due deliveries of enabled webhooks (and test
-// deliveries of any) at now, oldest
-// due first, at most o.MaxPerWebhook (or o.Room) per webhook, and returns
-// them. Several workers and nodes may claim at once: on PostgreSQL rows
-// another claim holds are skipped, not waited for.
+// deliveries of any) at now, oldest due first, at most o.MaxPerWebhook (or
+// o.Room) per webhook, and returns them. See ClaimDue.
 func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, o ClaimOptions) ([]*ClaimedDelivery, error) {
+	c, err := db.ClaimDue(ctx, now, o)
+	return c.Deliveries, err
+}
+
+// dueSet is what a claim found due: the deliveries to claim and, by time,
+// those to park.
+type dueSet struct {
+	claim  []any
+	park   map[time.Time][]any
+	parked int
+	// full is set when the read returned as many rows as it asked for.
+	full bool
+}
+
+// findDue reads the due deliveries a claim at now takes or parks, through
+// query (the read pool, or the claim's transaction).
+func (db *DB) findDue(query func(q string, args ...any) (*sql.Rows, error), now time.Time, o ClaimOptions, lock string) (dueSet, error) {
+	q := `SELECT d.id, d.webhook_id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+		WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND d.claimed_until <= ?
+			AND (w.enabled = 1 OR d.event_type = 'webhook.test')`
+	args := []any{micros(now), micros(now)}
+	var full []string
+	for id, room := range o.Room {
+		if _, held := o.Hold[id]; room <= 0 && !held {
+			full = append(full, id)
+		}
+	}
+	if len(full) > 0 {
+		q += ` AND d.webhook_id NOT IN (?` + strings.Repeat(`, ?`, len(full)-1) + `)`
+		for _, id := range full {
+			args = append(args, id)
+		}
+	}
+	// Parked rows are read too: room for them, up to a few batches.
+	scan := o.Limit
+	if len(o.Hold) > 0 {
+		scan = 4 * o.Limit
+	}
+	q += ` ORDER BY d.next_attempt_at LIMIT ?` + lock
+	args = append(args, scan)
+	rows, err := query(q, args...)
+	if err != nil {
+		return dueSet{}, err
+	}
+	defer rows.Close()
+	var s dueSet
+	n := 0
+	taken := map[string]int{}
+	for rows.Next() {
+		var id, wh string
+		if err := rows.Scan(&id, &wh); err != nil {
+			return dueSet{}, err
+		}
+		n++
+		if until, held := o.Hold[wh]; held {
+			if s.park == nil {
+				s.park = map[time.Time][]any{}
+			}
+			s.park[until] = append(s.park[until], id)
+			s.parked++
+			continue
+		}
+		room, ok := o.Room[wh]
+		if !ok {
+			room = o.MaxPerWebhook
+		}
+		if taken[wh] >= room || len(s.claim) >= o.Limit {
+			continue
+		}
+		taken[wh]++
+		s.claim = append(s.claim, id)
+	}
+	if err := rows.Err(); err != nil {
+		return dueSet{}, err
+	}
+	s.full = n >= scan
+	if len(s.claim) == 0 && s.parked < max(o.MinPark, 1) {
+		s.park, s.parked = nil, 0
+	}
+	return s, nil
+}
+
+// ClaimDue claims due deliveries of enabled webhooks (and test deliveries
+// of any) at now, oldest due first, at most o.MaxPerWebhook (or o.Room) per
+// webhook, and parks the due deliveries of o.Hold's webhooks. Several
+// workers and nodes may claim at once: on PostgreSQL rows another claim
+// holds are skipped, not waited for. When a read finds nothing to do, no
+// write is made (an idle or held queue does not occupy the single writer).
+func (db *DB) ClaimDue(ctx context.Context, now time.Time, o ClaimOptions) (Claim, error) {
 	if o.Limit <= 0 {
-		return nil, nil
+		return Claim{}, nil
 	}
 	if o.MaxPerWebhook <= 0 {
 		o.MaxPerWebhook = o.Limit
 	}
-	var out []*ClaimedDelivery
-	err := db.Update(ctx, func(tx *Tx) error {
-		out = out[:0]
-		q := `SELECT d.id, d.webhook_id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
-			WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND d.claimed_until <= ?
-				AND (w.enabled = 1 OR d.event_type = 'webhook.test')`
-		args := []any{micros(now), micros(now)}
-		var full []string
-		for id, room := range o.Room {
-			if room <= 0 {
-				full = append(full, id)
-			}
-		}
-		if len(full) > 0 {
-			q += ` AND d.webhook_id NOT IN (?` + strings.Repeat(`, ?`, len(full)-1) + `)`
-			for _, id := range full {
-				args = append(args, id)
-			}
-		}
-		q += ` ORDER BY d.next_attempt_at LIMIT ?` + tx.db.skipLockedOf("d")
-		args = append(args, o.Limit)
-		rows, err := tx.Query(q, args...)
+	// A look first, outside the writer.
+	look, err := db.findDue(func(q string, args ...any) (*sql.Rows, error) {
+		return db.read.QueryContext(ctx, db.rebind(q), args...)
+	}, now, o, "")
+	if err != nil {
+		return Claim{}, err
+	}
+	if len(look.claim) == 0 && look.parked == 0 {
+		return Claim{}, nil
+	}
+	var out Claim
+	err = db.Update(ctx, func(tx *Tx) error {
+		out = Claim{}
+		s, err := tx.db.findDue(tx.Query, now, o, tx.db.skipLockedOf("d"))
 		if err != nil {
 			return err
 		}
-		taken := map[string]int{}
-		var ids []any
-		for rows.Next() {
-			var id, wh string
-			if err := rows.Scan(&id, &wh); err != nil {
-				rows.Close()
+		out.More = s.full
+		for until, ids := range s.park {
+			in := `(?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
+			if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ?, updated_at = ? WHERE id IN `+in,
+				append([]any{micros(until), micros(now)}, ids...)...); err != nil {
 				return err
 			}
-			room, ok := o.Room[wh]
-			if !ok {
-				room = o.MaxPerWebhook
-			}
-			if taken[wh] >= room {
-				continue
-			}
-			taken[wh]++
-			ids = append(ids, id)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(ids) == 0 {
+		out.Parked = s.parked
+		if len(s.claim) == 0 {
 			return nil
 		}
+		ids := s.claim
 		until := now.Add(o.Lease)
 		in := `(?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
 		if _, err := tx.Exec(`UPDATE deliveries SET claimed_until = ? WHERE id IN `+in, append([]any{micros(until)}, ids...)...); err != nil {
 			return err
 		}
-		rows, err = tx.Query(`SELECT d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, d.created_at,
+		rows, err := tx.Query(`SELECT d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, d.created_at,
 				w.url, w.secret, w.old_secret, w.old_secret_until, e.body
 			FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id
 			WHERE d.id IN `+in+` ORDER BY d.next_attempt_at`, ids...)
@@ -309,12 +397,12 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, o ClaimOptions
 			c.CreatedAt = fromMicros(created)
 			c.Secrets = secretsAt(secret, old, oldUntil, now)
 			c.Body = []byte(body)
-			out = append(out, c)
+			out.Deliveries = append(out.Deliveries, c)
 		}
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, err
+		return Claim{}, err
 	}
 	return out, nil
 }
@@ -499,15 +587,28 @@ func appendAttemptJSON(log string, a wabsync.DeliveryAttempt) (string, error) {
 // not attempt (it is shutting down), so that another takes them at once
 // rather than when the lease lapses.
 func (db *DB) ReleaseClaims(ctx context.Context, ids []string) error {
+	return db.endClaims(ctx, ids, ``, nil)
+}
+
+// ParkClaims ends the claims on deliveries that a worker holds but will not
+// attempt because their endpoint is down, and makes them due at until (its
+// next probe), in one write.
+func (db *DB) ParkClaims(ctx context.Context, ids []string, until time.Time) error {
+	return db.endClaims(ctx, ids, `, next_attempt_at = ?`, []any{micros(until)})
+}
+
+// endClaims ends the claims on the pending deliveries ids, setting set (a
+// list of ", column = ?" with its args) too.
+func (db *DB) endClaims(ctx context.Context, ids []string, set string, setArgs []any) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
+	args := append([]any(nil), setArgs...)
+	for _, id := range ids {
+		args = append(args, id)
 	}
 	return db.Update(ctx, func(tx *Tx) error {
-		_, err := tx.Exec(`UPDATE deliveries SET claimed_until = 0 WHERE status = 'pending' AND id IN (?`+strings.Repeat(`, ?`, len(ids)-1)+`)`, args...)
+		_, err := tx.Exec(`UPDATE deliveries SET claimed_until = 0`+set+` WHERE status = 'pending' AND id IN (?`+strings.Repeat(`, ?`, len(ids)-1)+`)`, args...)
 		return err
 	})
 }

@@ -78,6 +78,54 @@ func TestDeliveries(t *testing.T) {
 		mustDrain(t, db, now.Add(time.Hour))
 	})
 
+	t.Run("HoldParksInsteadOfClaiming", func(t *testing.T) {
+		s := MustSession(t, db)
+		down := MustWebhook(t, db, &s, "https://example.com/down", wabsync.EventMessageReceived)
+		up := MustWebhook(t, db, &s, "https://example.com/up", wabsync.EventMessageSent)
+		for i := 0; i < 5; i++ {
+			mustEvent(t, db, s, wabsync.EventMessageReceived)
+		}
+		mustEvent(t, db, s, wabsync.EventMessageSent)
+		probe := now.Add(lease / 2) // before the claim of up's delivery lapses
+		// Fewer to park than MinPark and nothing to claim: no write.
+		c, err := db.ClaimDue(ctx, now, store.ClaimOptions{Limit: 100, Lease: lease,
+			Room: map[string]int{up.ID: 0}, Hold: map[string]time.Time{down.ID: probe}, MinPark: 10})
+		if err != nil || len(c.Deliveries) != 0 || c.Parked != 0 {
+			t.Fatalf("claim %+v, %v", c, err)
+		}
+		// With room elsewhere the held webhook's due deliveries are parked
+		// in the same claim.
+		c, err = db.ClaimDue(ctx, now, store.ClaimOptions{Limit: 100, Lease: lease,
+			Hold: map[string]time.Time{down.ID: probe}, MinPark: 10})
+		if err != nil || len(c.Deliveries) != 1 || c.Deliveries[0].WebhookID != up.ID || c.Parked != 5 || c.More {
+			t.Fatalf("claim %+v, %v", c, err)
+		}
+		for _, d := range mustDeliveries(t, db, down.ID) {
+			if d.Status != wabsync.DeliveryPending || !d.NextAttemptAt.Equal(probe) || len(d.Attempts) != 0 {
+				t.Fatalf("held delivery %+v", d)
+			}
+		}
+		if got, _ := db.ClaimDeliveries(ctx, now, store.ClaimOptions{Limit: 100, Lease: lease}); len(got) != 0 {
+			t.Fatalf("claimed %d parked deliveries before the probe", len(got))
+		}
+		// Claimed ones handed back are due at the probe too.
+		got, _ := db.ClaimDeliveries(ctx, probe, store.ClaimOptions{Limit: 2, Lease: lease})
+		if len(got) != 2 {
+			t.Fatalf("claimed %d at the probe", len(got))
+		}
+		later := probe.Add(time.Minute)
+		if err := db.ParkClaims(ctx, []string{got[0].ID, got[1].ID}, later); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := db.GetDelivery(ctx, down.ID, got[0].ID); !d.NextAttemptAt.Equal(later) {
+			t.Fatalf("parked claim due at %v", d.NextAttemptAt)
+		}
+		if got, _ := db.ClaimDeliveries(ctx, probe, store.ClaimOptions{Limit: 100, Lease: lease}); len(got) != 3 {
+			t.Fatalf("claimed %d at the probe, want the 3 not handed back", len(got))
+		}
+		mustDrain(t, db, later.Add(lease))
+	})
+
 	t.Run("RecordFailureThenSuccessReleases", func(t *testing.T) {
 		s := MustSession(t, db)
 		w := MustWebhook(t, db, &s, "https://example.com/f")

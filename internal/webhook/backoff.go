@@ -38,7 +38,24 @@ func Backoff(schedule []time.Duration, n int) time.Duration {
 	if n < 1 {
 		n = 1
 	}
-	d := schedule[min(n, len(schedule))-1]
+	return jitter(schedule[min(n, len(schedule))-1])
+}
+
+// ProbeDelay returns how long an endpoint whose circuit is open (it failed
+// again and again) waits before its next probe, having failed for
+// failingFor: an eighth of that, so that an outage is noticed to be over
+// within about an eighth of its length, but at least the schedule's first
+// delay and at most its last, with ±Jitter. A probe is one attempt and one
+// write, however many deliveries wait.
+func ProbeDelay(schedule []time.Duration, failingFor time.Duration) time.Duration {
+	if len(schedule) == 0 {
+		schedule = DefaultSchedule
+	}
+	return jitter(min(max(failingFor/8, schedule[0]), schedule[len(schedule)-1]))
+}
+
+// jitter lengthens or shortens d by up to Jitter, at random.
+func jitter(d time.Duration) time.Duration {
 	f := 1 + Jitter*(2*rand.Float64()-1)
 	return time.Duration(float64(d) * f)
 }

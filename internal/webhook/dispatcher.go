@@ -55,6 +55,14 @@ type Options struct {
 	// DisableAfter disables a webhook whose every attempt failed for this
 	// long (default 3 days; negative: never).
 	DisableAfter time.Duration
+	// OpenAfter is how many attempts in a row must fail for an endpoint's
+	// circuit to open (default 3): while it is open, one probe at a time is
+	// attempted (after ProbeDelay), and its other deliveries wait, parked in
+	// the store, until a probe succeeds — then they are all due at once. A
+	// down endpoint so costs one attempt and a write per probe, not per
+	// waiting delivery. A single failing delivery (a receiver that rejects
+	// one event) does not open it.
+	OpenAfter int
 	// MaxResponse is how much of a response is read (default 64 KiB).
 	MaxResponse int64
 	// Now is the clock (default: the database's). Retry times, the
@@ -101,6 +109,9 @@ func (o *Options) setDefaults(db *store.DB) {
 	if o.DisableAfter == 0 {
 		o.DisableAfter = 72 * time.Hour
 	}
+	if o.OpenAfter <= 0 {
+		o.OpenAfter = 3
+	}
 	if o.MaxResponse <= 0 {
 		o.MaxResponse = 64 << 10
 	}
@@ -132,8 +143,9 @@ type Dispatcher struct {
 	mu        sync.Mutex
 	cond      *sync.Cond // broadcast when a held delivery is finished
 	eps       map[string]*endpoint
-	ready     []*endpoint // endpoints with queued deliveries and a free slot
-	held      int         // claimed and not yet recorded
+	circuits  map[string]*circuit // endpoints whose last attempts failed
+	ready     []*endpoint         // endpoints with queued deliveries and a free slot
+	held      int                 // claimed and not yet recorded
 	inflight  int
 	recording int   // attempted, being recorded
 	recorded  int64 // attempts whose recording ended
@@ -152,6 +164,15 @@ type endpoint struct {
 	inflight int
 	held     int // queued or in flight
 	inReady  bool
+}
+
+// circuit is this node's view of an endpoint whose last attempts failed.
+type circuit struct {
+	fails   int       // attempts failed in a row
+	since   time.Time // the first of them
+	open    bool      // OpenAfter failed in a row: only probes are attempted
+	probeAt time.Time // when open: the next probe
+	probe   string    // when open: the delivery being probed ("" none)
 }
 
 // NewDispatcher returns a Dispatcher over db. It shares one HTTP transport
@@ -173,6 +194,8 @@ func NewDispatcher(db *store.DB, o Options) *Dispatcher {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 		eps:  map[string]*endpoint{},
+
+		circuits: map[string]*circuit{},
 	}
 	d.cond = sync.NewCond(&d.mu)
 	return d
@@ -225,7 +248,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	ticker := time.NewTicker(d.o.PollInterval)
 	defer ticker.Stop()
 	for ctx.Err() == nil {
-		n, err := d.claim(ctx)
+		n, more, err := d.claim(ctx)
 		if err != nil && ctx.Err() == nil {
 			d.o.Logger.Warn("webhook: claiming deliveries failed", "err", err)
 			select {
@@ -234,7 +257,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if n > 0 {
+		if n > 0 || more {
 			continue
 		}
 		select {
@@ -273,13 +296,13 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		before := d.recordedCount()
-		n, err := d.claim(ctx)
+		n, more, err := d.claim(ctx)
 		total += n
 		if err != nil {
 			d.waitIdle()
 			return total, err
 		}
-		if n > 0 {
+		if n > 0 || more {
 			continue
 		}
 		// Nothing due: done once every attempt is recorded, unless one was
@@ -314,19 +337,21 @@ func (d *Dispatcher) recordedCount() int64 {
 func (d *Dispatcher) lowWater() int { return max(1, min(d.o.BatchSize, d.o.MaxHeld/2)) }
 
 // claim claims due deliveries into the endpoint queues and starts what the
-// concurrency bounds allow. It reports how many it claimed.
-func (d *Dispatcher) claim(ctx context.Context) (int, error) {
+// concurrency bounds allow. It reports how many it claimed, and whether
+// more may be due now (the claim took or parked all it could).
+func (d *Dispatcher) claim(ctx context.Context) (int, bool, error) {
 	d.mu.Lock()
 	if d.stopping {
 		d.mu.Unlock()
-		return 0, nil
+		return 0, false, nil
 	}
 	free := d.o.MaxHeld - d.held
 	if free < d.lowWater() && d.held > 0 {
 		d.mu.Unlock()
-		return 0, nil
+		return 0, false, nil
 	}
-	room := make(map[string]int, len(d.eps))
+	now := d.o.Now()
+	room := make(map[string]int, len(d.eps)+len(d.circuits))
 	for id, ep := range d.eps {
 		// An endpoint more than half full is left out until it drains to
 		// half, so that its backlog is claimed in batches too.
@@ -336,19 +361,49 @@ func (d *Dispatcher) claim(ctx context.Context) (int, error) {
 			room[id] = d.o.QueuePerEndpoint - ep.held
 		}
 	}
+	var hold map[string]time.Time
+	for id, cb := range d.circuits {
+		switch {
+		case !cb.open:
+		case cb.probe != "":
+			room[id] = 0 // its probe is out
+		case now.Before(cb.probeAt):
+			if hold == nil {
+				hold = map[string]time.Time{}
+			}
+			hold[id] = cb.probeAt
+		default:
+			// One probe, once the attempts still out are done.
+			room[id] = 0
+			if ep := d.eps[id]; ep == nil || ep.held == 0 {
+				room[id] = 1
+			}
+		}
+	}
 	d.mu.Unlock()
 
-	claimed, err := d.db.ClaimDeliveries(ctx, d.o.Now(), store.ClaimOptions{
+	claim, err := d.db.ClaimDue(ctx, now, store.ClaimOptions{
 		Limit:         min(free, d.o.BatchSize),
 		Lease:         d.o.Lease,
 		MaxPerWebhook: d.o.QueuePerEndpoint,
 		Room:          room,
+		Hold:          hold,
+		MinPark:       max(1, d.o.BatchSize/4),
 	})
-	if err != nil || len(claimed) == 0 {
-		return 0, err
+	if err != nil || len(claim.Deliveries) == 0 {
+		return 0, claim.More, err
 	}
 	d.mu.Lock()
-	for _, c := range claimed {
+	park := map[time.Time][]string{}
+	for _, c := range claim.Deliveries {
+		if cb := d.circuits[c.WebhookID]; cb != nil && cb.open {
+			if cb.probe != "" || now.Before(cb.probeAt) {
+				// The circuit opened while this claim ran.
+				park[cb.probeAt] = append(park[cb.probeAt], c.ID)
+				continue
+			}
+			cb.probe = c.ID
+		}
 		ep := d.eps[c.WebhookID]
 		if ep == nil {
 			ep = &endpoint{id: c.WebhookID}
@@ -361,7 +416,20 @@ func (d *Dispatcher) claim(ctx context.Context) (int, error) {
 	}
 	d.pump()
 	d.mu.Unlock()
-	return len(claimed), nil
+	for at, ids := range park {
+		d.park(ids, at)
+	}
+	return len(claim.Deliveries), claim.More, nil
+}
+
+// park hands back claimed deliveries of an endpoint whose circuit is open,
+// due at its next probe.
+func (d *Dispatcher) park(ids []string, at time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.db.ParkClaims(ctx, ids, at); err != nil {
+		d.o.Logger.Warn("webhook: handing back the deliveries of a down endpoint failed; they lapse with their lease", "err", err)
+	}
 }
 
 // markReady puts ep in the ready ring if it has work and a free slot.
@@ -381,6 +449,9 @@ func (d *Dispatcher) pump() {
 		d.ready[0] = nil
 		d.ready = d.ready[1:]
 		ep.inReady = false
+		if len(ep.queue) == 0 || ep.inflight >= d.o.PerEndpoint {
+			continue // its queue was handed back meanwhile
+		}
 		c := ep.queue[0]
 		ep.queue[0] = nil
 		ep.queue = ep.queue[1:]
@@ -400,6 +471,7 @@ func (d *Dispatcher) deliver(ep *endpoint, c *store.ClaimedDelivery) {
 	if ok {
 		d.succeeded.Add(1)
 	}
+	r := d.result(c, a, ok)
 	d.mu.Lock()
 	ep.inflight--
 	d.inflight--
@@ -407,29 +479,92 @@ func (d *Dispatcher) deliver(ep *endpoint, c *store.ClaimedDelivery) {
 	// is recorded, its claim keeps it from being claimed again.
 	ep.held--
 	d.recording++
+	closed, parked, parkAt := d.trip(ep, c, r)
 	if ep.held == 0 && ep.inflight == 0 && len(ep.queue) == 0 {
 		delete(d.eps, ep.id)
 	} else {
 		d.markReady(ep)
 	}
-	roomNow := ep.held == d.o.QueuePerEndpoint/2
+	// Claim again whenever an endpoint is at most half full (a batch of
+	// completions may step over any exact count).
+	roomNow := ep.held <= d.o.QueuePerEndpoint/2
 	d.pump()
 	d.mu.Unlock()
 	if roomNow {
 		d.signalRoom()
 	}
+	if len(parked) > 0 {
+		d.park(parked, parkAt)
+		d.mu.Lock()
+		d.held -= len(parked)
+		d.cond.Broadcast()
+		d.mu.Unlock()
+	}
 
-	d.record(c, a, ok)
+	d.record(c, r)
+	if closed {
+		// The endpoint is back: its parked deliveries are due now (and the
+		// record made the rest due), so claim at once.
+		d.Notify()
+	}
 
 	d.mu.Lock()
 	d.recording--
 	d.recorded++
 	d.held--
-	if d.held == d.o.MaxHeld-d.lowWater() || d.held == 0 {
+	if d.held <= d.o.MaxHeld-d.lowWater() {
 		d.signalRoom()
 	}
 	d.cond.Broadcast()
 	d.mu.Unlock()
+}
+
+// trip updates ep's circuit with the outcome r of attempt c. A success
+// closes it (closed: it was open). A failure counts; the OpenAfter-th in a
+// row opens it, and then the deliveries ep has queued are taken out, to be
+// handed back due at the first probe (the caller parks them and lowers the
+// node's count of held deliveries). d.mu is held.
+func (d *Dispatcher) trip(ep *endpoint, c *store.ClaimedDelivery, r store.AttemptResult) (closed bool, parked []string, at time.Time) {
+	cb := d.circuits[ep.id]
+	if r.Succeeded {
+		if cb != nil {
+			delete(d.circuits, ep.id)
+			closed = cb.open
+		}
+		return closed, nil, time.Time{}
+	}
+	if cb == nil {
+		cb = &circuit{since: r.Attempt.At}
+		d.circuits[ep.id] = cb
+	}
+	cb.fails++
+	wasProbe := cb.open && cb.probe == c.ID
+	if wasProbe {
+		cb.probe = ""
+	}
+	if !wasProbe && (cb.open || cb.fails < d.o.OpenAfter) {
+		return false, nil, time.Time{}
+	}
+	opening := !cb.open
+	cb.open = true
+	// The next probe: after ProbeDelay, and no later than this delivery's
+	// own next attempt.
+	cb.probeAt = r.Attempt.At.Add(ProbeDelay(d.o.Schedule, r.Attempt.At.Sub(cb.since)))
+	if !r.NextAttemptAt.IsZero() && r.NextAttemptAt.Before(cb.probeAt) {
+		cb.probeAt = r.NextAttemptAt
+	}
+	// As stored: a delivery parked until then is due when the probe is.
+	cb.probeAt = cb.probeAt.Truncate(time.Microsecond)
+	if opening {
+		d.o.Logger.Warn("webhook: endpoint failing; only probes are attempted until one succeeds",
+			"webhook_id", ep.id, "failed_in_a_row", cb.fails, "next_probe", cb.probeAt)
+		for _, q := range ep.queue {
+			parked = append(parked, q.ID)
+		}
+		ep.held -= len(ep.queue)
+		ep.queue = nil
+	}
+	return false, parked, cb.probeAt
 }
 
 func (d *Dispatcher) signalRoom() {
@@ -477,9 +612,8 @@ func (d *Dispatcher) attempt(c *store.ClaimedDelivery) (wabsync.DeliveryAttempt,
 	return a, a.Error == ""
 }
 
-// record stores the attempt. It outlives Close: an attempt that was made is
-// recorded, or its claim lapses and it is made again.
-func (d *Dispatcher) record(c *store.ClaimedDelivery, a wabsync.DeliveryAttempt, ok bool) {
+// result is what is recorded of attempt a at c.
+func (d *Dispatcher) result(c *store.ClaimedDelivery, a wabsync.DeliveryAttempt, ok bool) store.AttemptResult {
 	r := store.AttemptResult{Attempt: a, Succeeded: ok}
 	if !ok {
 		if a.At.Sub(c.CreatedAt) < d.o.RetryFor {
@@ -489,6 +623,12 @@ func (d *Dispatcher) record(c *store.ClaimedDelivery, a wabsync.DeliveryAttempt,
 			r.DisableAfter = d.o.DisableAfter
 		}
 	}
+	return r
+}
+
+// record stores the attempt. It outlives Close: an attempt that was made is
+// recorded, or its claim lapses and it is made again.
+func (d *Dispatcher) record(c *store.ClaimedDelivery, r store.AttemptResult) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := d.db.RecordAttempt(ctx, c, r)
@@ -497,9 +637,9 @@ func (d *Dispatcher) record(c *store.ClaimedDelivery, a wabsync.DeliveryAttempt,
 			"webhook_id", c.WebhookID, "delivery_id", c.ID, "err", err)
 		return
 	}
-	if !ok {
+	if !r.Succeeded {
 		d.o.Logger.Debug("webhook: delivery failed", "webhook_id", c.WebhookID, "delivery_id", c.ID,
-			"attempt", c.AttemptCount+1, "error", a.Error, "next_attempt_at", r.NextAttemptAt)
+			"attempt", c.AttemptCount+1, "error", r.Attempt.Error, "next_attempt_at", r.NextAttemptAt)
 	}
 	if out.Disabled {
 		d.o.Logger.Warn("webhook: endpoint disabled after failing for too long", "webhook_id", c.WebhookID)
