@@ -70,7 +70,7 @@ func (s *Server) handleCheckContacts(w http.ResponseWriter, r *http.Request) err
 	if err := v.Err(); err != nil {
 		return err
 	}
-	if _, err := s.db.GetSession(r.Context(), id); err != nil {
+	if _, err := s.db.CachedSession(r.Context(), id); err != nil {
 		return err
 	}
 	eng, err := s.connectedEngine(id)
@@ -110,7 +110,7 @@ func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	if _, err := s.db.GetSession(r.Context(), id); err != nil {
+	if _, err := s.db.CachedSession(r.Context(), id); err != nil {
 		return err
 	}
 	eng, err := s.connectedEngine(id)

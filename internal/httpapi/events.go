@@ -33,7 +33,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.db.GetSession(r.Context(), id); err != nil {
+	if _, err := s.db.CachedSession(r.Context(), id); err != nil {
 		return err
 	}
 	var last int64

@@ -100,7 +100,7 @@ func (s *Server) beginSend(w http.ResponseWriter, r *http.Request, hash string) 
 	if err != nil {
 		return nil, err
 	}
-	sess, err := s.db.GetSession(r.Context(), id)
+	sess, err := s.db.CachedSession(r.Context(), id)
 	if err != nil {
 		return nil, err
 	}

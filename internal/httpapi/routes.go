@@ -215,7 +215,7 @@ func (s *Server) existingSession(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.db.GetSession(r.Context(), id); err != nil {
+	if _, err := s.db.CachedSession(r.Context(), id); err != nil {
 		return "", err
 	}
 	return id, nil

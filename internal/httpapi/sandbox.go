@@ -52,7 +52,7 @@ func (s *Server) handleSandboxScan(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	sess, err := s.db.GetSession(r.Context(), id)
+	sess, err := s.db.CachedSession(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (s *Server) handleSandboxDrop(w http.ResponseWriter, r *http.Request) error
 	if req.DownForMS < 0 || req.DownForMS > 600000 {
 		return fieldError(wabsync.EValidation, "down_for_ms", "must be from 0 to 600000")
 	}
-	sess, err := s.db.GetSession(r.Context(), id)
+	sess, err := s.db.CachedSession(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func (s *Server) handleSandboxInbound(w http.ResponseWriter, r *http.Request) er
 	if err := v.Err(); err != nil {
 		return err
 	}
-	sess, err := s.db.GetSession(r.Context(), req.Session)
+	sess, err := s.db.CachedSession(r.Context(), req.Session)
 	if err != nil {
 		return err
 	}

@@ -151,7 +151,7 @@ func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	sess, err := s.db.GetSession(r.Context(), id)
+	sess, err := s.db.CachedSession(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func (s *Server) handleQR(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	sess, err := s.db.GetSession(r.Context(), id)
+	sess, err := s.db.CachedSession(r.Context(), id)
 	if err != nil {
 		return err
 	}

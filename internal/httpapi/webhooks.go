@@ -61,7 +61,7 @@ func (s *Server) webhookScope(r *http.Request) (*string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.db.GetSession(r.Context(), id); err != nil {
+	if _, err := s.db.CachedSession(r.Context(), id); err != nil {
 		return nil, err
 	}
 	return &id, nil

@@ -44,6 +44,8 @@ type DB struct {
 	// busy inside its transactions, where a statement prepared on the pool
 	// would wait for it.
 	readStmts *stmtCache
+	// sessions caches session rows for CachedSession (SQLite only).
+	sessions *sessionCache
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -109,6 +111,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		r.SetConnMaxLifetime(0)
 		db.write, db.read = w, r
 		db.readStmts = &stmtCache{pool: r}
+		db.sessions = &sessionCache{}
 	case strings.HasPrefix(rawURL, "postgres://") || strings.HasPrefix(rawURL, "postgresql://"):
 		db.dialect = Postgres
 		p, err := sql.Open("pgx", rawURL)

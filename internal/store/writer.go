@@ -25,21 +25,47 @@ type Tx struct {
 	after []func()
 	// notified remembers the sessions whose event notification was sent.
 	notified map[string]bool
+	// sessionsChanged is set when a statement changed the sessions table:
+	// the session cache is emptied when the transaction commits.
+	sessionsChanged bool
 }
 
 // Exec runs a statement written with ? placeholders.
 func (t *Tx) Exec(q string, args ...any) (sql.Result, error) {
+	t.track(q)
 	return t.tx.ExecContext(t.ctx, t.db.rebind(q), args...)
 }
 
 // QueryRow runs a query that returns at most one row.
 func (t *Tx) QueryRow(q string, args ...any) *sql.Row {
+	t.track(q)
 	return t.tx.QueryRowContext(t.ctx, t.db.rebind(q), args...)
 }
 
 // Query runs a query.
 func (t *Tx) Query(q string, args ...any) (*sql.Rows, error) {
+	t.track(q)
 	return t.tx.QueryContext(t.ctx, t.db.rebind(q), args...)
+}
+
+func (t *Tx) track(q string) {
+	if !t.sessionsChanged && t.db.sessions != nil && writesSessions(q) {
+		t.sessionsChanged = true
+	}
+}
+
+// committed runs what must happen as soon as the transactions of txs are
+// durable, before any caller is told.
+func (db *DB) committed(txs ...*Tx) {
+	if db.sessions == nil {
+		return
+	}
+	for _, t := range txs {
+		if t.sessionsChanged {
+			db.sessions.invalidate()
+			return
+		}
+	}
 }
 
 // AfterCommit registers f to run after the transaction commits.
@@ -184,6 +210,7 @@ func (w *writer) runTx(batch []*job) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
+	txs := make([]*Tx, 0, len(batch))
 	for _, j := range batch {
 		j.after, j.skipped = nil, nil
 		if e := j.ctx.Err(); e != nil {
@@ -193,6 +220,7 @@ func (w *writer) runTx(batch []*job) (err error) {
 			continue
 		}
 		t := &Tx{db: w.db, tx: tx, ctx: ctx}
+		txs = append(txs, t)
 		if err := t.checkFence(j.ctx); err != nil {
 			return err
 		}
@@ -201,6 +229,8 @@ func (w *writer) runTx(batch []*job) (err error) {
 		}
 		j.after = t.after
 	}
+	// Whether or not the commit reports success, the rows may have changed.
+	defer w.db.committed(txs...)
 	return tx.Commit()
 }
 
@@ -244,7 +274,9 @@ func (db *DB) updateNow(ctx context.Context, fn func(*Tx) error) (err error) {
 	if err := fn(t); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	db.committed(t)
+	if err != nil {
 		return err
 	}
 	for _, f := range t.after {
