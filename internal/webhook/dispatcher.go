@@ -33,8 +33,15 @@ type Options struct {
 	// slots and never starves the others.
 	PerEndpoint int
 	// QueuePerEndpoint bounds the deliveries of one webhook this node holds
-	// (claimed, waiting or in flight; default 64).
+	// (claimed, waiting or in flight; default 64) until its attempts are
+	// seen to be fast.
 	QueuePerEndpoint int
+	// MaxQueuePerEndpoint bounds the deliveries held for an endpoint whose
+	// attempts are fast (default MaxHeld/2): its queue may grow to what
+	// PerEndpoint attempts at its recent latency get through in an eighth of
+	// Lease, so that a backlog is claimed in few, large claims (each a write
+	// that may queue behind others) while a slow endpoint holds few.
+	MaxQueuePerEndpoint int
 	// MaxHeld bounds the deliveries this node holds overall (default 2048).
 	MaxHeld int
 	// BatchSize is the most deliveries one claim takes (default 256).
@@ -90,6 +97,10 @@ func (o *Options) setDefaults(db *store.DB) {
 		o.MaxHeld = 2048
 	}
 	o.MaxHeld = max(o.MaxHeld, o.QueuePerEndpoint)
+	if o.MaxQueuePerEndpoint <= 0 {
+		o.MaxQueuePerEndpoint = o.MaxHeld / 2
+	}
+	o.MaxQueuePerEndpoint = min(max(o.MaxQueuePerEndpoint, o.QueuePerEndpoint), o.MaxHeld)
 	if o.BatchSize <= 0 {
 		o.BatchSize = 256
 	}
@@ -162,8 +173,19 @@ type endpoint struct {
 	id       string
 	queue    []*store.ClaimedDelivery
 	inflight int
-	held     int // queued or in flight
+	held     int           // queued or in flight
+	latency  time.Duration // recent attempts, on average (0: none yet)
 	inReady  bool
+}
+
+// queueCap is how many deliveries ep may hold: QueuePerEndpoint, or more
+// while its attempts are fast (see MaxQueuePerEndpoint). d.mu is held.
+func (d *Dispatcher) queueCap(ep *endpoint) int {
+	if ep == nil || ep.latency <= 0 {
+		return d.o.QueuePerEndpoint
+	}
+	n := int64(d.o.PerEndpoint) * int64(d.o.Lease/8) / int64(ep.latency)
+	return int(min(max(n, int64(d.o.QueuePerEndpoint)), int64(d.o.MaxQueuePerEndpoint)))
 }
 
 // circuit is this node's view of an endpoint whose last attempts failed.
@@ -352,13 +374,15 @@ func (d *Dispatcher) claim(ctx context.Context) (int, bool, error) {
 	}
 	now := d.o.Now()
 	room := make(map[string]int, len(d.eps)+len(d.circuits))
+	limit := min(free, d.o.BatchSize)
 	for id, ep := range d.eps {
 		// An endpoint more than half full is left out until it drains to
 		// half, so that its backlog is claimed in batches too.
-		if ep.held > d.o.QueuePerEndpoint/2 {
+		if c := d.queueCap(ep); ep.held > c/2 {
 			room[id] = 0
 		} else {
-			room[id] = d.o.QueuePerEndpoint - ep.held
+			room[id] = c - ep.held
+			limit = max(limit, min(free, room[id]))
 		}
 	}
 	var hold map[string]time.Time
@@ -383,7 +407,7 @@ func (d *Dispatcher) claim(ctx context.Context) (int, bool, error) {
 	d.mu.Unlock()
 
 	claim, err := d.db.ClaimDue(ctx, now, store.ClaimOptions{
-		Limit:         min(free, d.o.BatchSize),
+		Limit:         limit,
 		Lease:         d.o.Lease,
 		MaxPerWebhook: d.o.QueuePerEndpoint,
 		Room:          room,
@@ -466,6 +490,25 @@ func (d *Dispatcher) pump() {
 // deliver makes one attempt at c and records it.
 func (d *Dispatcher) deliver(ep *endpoint, c *store.ClaimedDelivery) {
 	defer d.wg.Done()
+	if !d.o.Now().Before(c.ClaimedUntil.Add(-d.o.Timeout)) {
+		// Its claim may lapse before the attempt ends, and another worker
+		// take it: leave it to be claimed again.
+		d.mu.Lock()
+		ep.inflight--
+		d.inflight--
+		ep.held--
+		d.held--
+		if ep.held == 0 && ep.inflight == 0 && len(ep.queue) == 0 {
+			delete(d.eps, ep.id)
+		} else {
+			d.markReady(ep)
+		}
+		d.pump()
+		d.cond.Broadcast()
+		d.mu.Unlock()
+		d.signalRoom()
+		return
+	}
 	a, ok := d.attempt(c)
 	d.attempts.Add(1)
 	if ok {
@@ -475,6 +518,12 @@ func (d *Dispatcher) deliver(ep *endpoint, c *store.ClaimedDelivery) {
 	d.mu.Lock()
 	ep.inflight--
 	d.inflight--
+	lat := max(time.Duration(a.LatencyMS)*time.Millisecond, time.Millisecond)
+	if ep.latency == 0 {
+		ep.latency = lat
+	} else {
+		ep.latency += (lat - ep.latency) / 8
+	}
 	// The endpoint has room again as soon as the attempt is made: until it
 	// is recorded, its claim keeps it from being claimed again.
 	ep.held--
@@ -487,7 +536,7 @@ func (d *Dispatcher) deliver(ep *endpoint, c *store.ClaimedDelivery) {
 	}
 	// Claim again whenever an endpoint is at most half full (a batch of
 	// completions may step over any exact count).
-	roomNow := ep.held <= d.o.QueuePerEndpoint/2
+	roomNow := ep.held <= d.queueCap(ep)/2
 	d.pump()
 	d.mu.Unlock()
 	if roomNow {
