@@ -11,7 +11,7 @@
 //
 //	go test -run '^$' -bench 'Deliveries|EventLatency' -benchtime 20000x ./internal/webhook/
 //
-//	go run ./bench/webhooks -rate 200 -normal 20s -outage 60s
+//	go run ./bench/webhooks -rate 200 -normal 20s -outage 60s -after 90s
 package main
 
 import (
@@ -126,18 +126,24 @@ func main() {
 		accMu    sync.Mutex
 		accTimes = map[int]time.Time{}
 	)
-	allArrived := func(t time.Time) bool {
+	// missing counts the messages accepted before t whose event has not
+	// reached the receiver, of all accepted before t.
+	missing := func(t time.Time) (n, of int) {
 		accMu.Lock()
 		defer accMu.Unlock()
 		mu.Lock()
 		defer mu.Unlock()
 		for i, at := range accTimes {
-			if at.Before(t) && !arrived[i] {
-				return false
+			if at.Before(t) {
+				of++
+				if !arrived[i] {
+					n++
+				}
 			}
 		}
-		return true
+		return n, of
 	}
+	allArrived := func(t time.Time) bool { n, _ := missing(t); return n == 0 }
 	loadDone := make(chan benchutil.Result, 1)
 	go func() {
 		loadDone <- benchutil.OpenLoop(*rate, total, func(i int) error {
@@ -162,7 +168,8 @@ func main() {
 	time.Sleep(*outage)
 	upAt := time.Now()
 	up()
-	fmt.Printf("receiver up at +%.1fs\n", upAt.Sub(start).Seconds())
+	backlog, _ := missing(upAt)
+	fmt.Printf("receiver up at +%.1fs; %d events of accepted messages waiting\n", upAt.Sub(start).Seconds(), backlog)
 
 	// Watch every second after the receiver is back.
 	var drained time.Duration = -1
@@ -204,7 +211,22 @@ func main() {
 			break
 		}
 	}
+	left, of := missing(upAt)
 	load := <-loadDone
+	// Accepted per phase: whether the server kept accepting during the outage.
+	accMu.Lock()
+	var accNormal, accOutage, accAfter int
+	for _, at := range accTimes {
+		switch {
+		case at.Before(downAt):
+			accNormal++
+		case at.Before(upAt):
+			accOutage++
+		default:
+			accAfter++
+		}
+	}
+	accMu.Unlock()
 	mu.Lock()
 	var lat []time.Duration
 	for _, v := range seen {
@@ -215,7 +237,16 @@ func main() {
 	n := len(seen)
 	mu.Unlock()
 	fmt.Printf("load: %s\n", load)
-	fmt.Printf("RESULT webhooks outage %v at %.0f events/s: backlog drained %.1fs after the receiver came back, latency normal (p99 <= max(2x before, 50ms)) after %.1fs (target <= 30s); before: p99 %s; after the drain: p50 %s p99 %s; %d events received, %d duplicates; load average %s\n",
-		*outage, *rate, drained.Seconds(), normalAt.Seconds(), benchutil.Ms(baseP99), benchutil.Ms(benchutil.Percentile(lat, 50)), benchutil.Ms(benchutil.Percentile(lat, 99)), n, dups, benchutil.LoadAvg())
+	fmt.Printf("messages accepted: %d before the outage (%.0f/s), %d during it (%.0f/s), %d after (%.0f/s)\n",
+		accNormal, float64(accNormal)/normal.Seconds(), accOutage, float64(accOutage)/outage.Seconds(),
+		accAfter, float64(accAfter)/after.Seconds())
+	since := func(d time.Duration) string {
+		if d < 0 {
+			return fmt.Sprintf("NOT within %v", *after)
+		}
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	fmt.Printf("RESULT webhooks outage %v at %.0f events/s: %d events waiting when the receiver came back; time from receiver back to backlog drained: %s (%d of %d events of messages accepted before it still missing at the end); to p99 back to normal (<= max(2x before, 50ms)): %s (target <= 30s for both); before: p99 %s; after the drain: p50 %s p99 %s; %d events received, %d duplicates; load average %s\n",
+		*outage, *rate, backlog, since(drained), left, of, since(normalAt), benchutil.Ms(baseP99), benchutil.Ms(benchutil.Percentile(lat, 50)), benchutil.Ms(benchutil.Percentile(lat, 99)), n, dups, benchutil.LoadAvg())
 	benchutil.Exit(0)
 }
