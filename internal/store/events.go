@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/wabsync/wabsync"
@@ -19,6 +20,12 @@ func (tx *Tx) AddEvent(sessionID *string, typ string, data any) (*wabsync.Event,
 	if err != nil {
 		return nil, err
 	}
+	return tx.addEventRaw(sessionID, typ, raw)
+}
+
+// addEventRaw is AddEvent with the data already in JSON.
+func (tx *Tx) addEventRaw(sessionID *string, typ string, raw json.RawMessage) (*wabsync.Event, error) {
+	var err error
 	now := tx.db.Now()
 	var seq int64
 	if sessionID != nil {
@@ -34,7 +41,7 @@ func (tx *Tx) AddEvent(sessionID *string, typ string, data any) (*wabsync.Event,
 		return nil, err
 	}
 	ev := &wabsync.Event{ID: wabsync.NewID("evt"), Type: typ, SessionID: sessionID, Sequence: seq, CreatedAt: now, Data: raw}
-	body, err := json.Marshal(ev)
+	body, err := encodeEvent(ev)
 	if err != nil {
 		return nil, err
 	}
@@ -61,32 +68,60 @@ func (tx *Tx) AddEvent(sessionID *string, typ string, data any) (*wabsync.Event,
 	return ev, nil
 }
 
+// encodeEvent is json.Marshal(ev) without encoding and checking the data a
+// second time: data was just made by json.Marshal. (The events of a message
+// are the bulk of what the writer encodes.)
+func encodeEvent(ev *wabsync.Event) ([]byte, error) {
+	if !plainJSONString(ev.ID) || !plainJSONString(ev.Type) || (ev.SessionID != nil && !plainJSONString(*ev.SessionID)) {
+		return json.Marshal(ev)
+	}
+	b := make([]byte, 0, len(ev.Data)+160)
+	b = append(b, `{"id":"`...)
+	b = append(b, ev.ID...)
+	b = append(b, `","type":"`...)
+	b = append(b, ev.Type...)
+	b = append(b, `","session_id":`...)
+	if ev.SessionID == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = append(b, *ev.SessionID...)
+		b = append(b, '"')
+	}
+	b = append(b, `,"sequence":`...)
+	b = strconv.AppendInt(b, ev.Sequence, 10)
+	b = append(b, `,"created_at":`...)
+	t, err := ev.CreatedAt.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, t...)
+	b = append(b, `,"data":`...)
+	if len(ev.Data) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, ev.Data...)
+	}
+	return append(b, '}'), nil
+}
+
+// plainJSONString reports whether s needs no escaping in JSON (ids and
+// event types always do not; anything else takes the slow path).
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
 // addDeliveries queues ev for every enabled webhook of its session and
 // every global one whose filter matches.
 func (tx *Tx) addDeliveries(ev *wabsync.Event) error {
-	var rows *sql.Rows
-	var err error
-	if ev.SessionID != nil {
-		rows, err = tx.Query(`SELECT id, events FROM webhooks WHERE enabled = 1 AND (session_id = ? OR session_id IS NULL)`, *ev.SessionID)
-	} else {
-		rows, err = tx.Query(`SELECT id, events FROM webhooks WHERE enabled = 1 AND session_id IS NULL`)
-	}
+	targets, err := tx.webhookTargets(ev.SessionID, ev.Type)
 	if err != nil {
-		return err
-	}
-	var targets []string
-	for rows.Next() {
-		var id, events string
-		if err := rows.Scan(&id, &events); err != nil {
-			rows.Close()
-			return err
-		}
-		if eventsMatch(events, ev.Type) {
-			targets = append(targets, id)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	now := micros(ev.CreatedAt)

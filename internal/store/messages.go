@@ -70,30 +70,33 @@ func unreadOf(m *wabsync.Message) int {
 	return 0
 }
 
-func (tx *Tx) insertMessage(m *wabsync.Message) (bool, error) {
+// insertMessage stores a new message; it returns whether it was new and the
+// stored body.
+func (tx *Tx) insertMessage(m *wabsync.Message) (bool, string, error) {
 	body, err := encodeMessage(m)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	res, err := tx.Exec(`INSERT INTO messages (id, session_id, seq, direction, chat, wa_id, kind, status, unread, body, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, direction, chat, wa_id) DO NOTHING`,
 		m.ID, m.SessionID, m.Sequence, m.Direction, m.Chat, m.WAID, m.Kind, string(m.Status), unreadOf(m), body,
 		micros(m.CreatedAt), micros(m.UpdatedAt))
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	n, _ := res.RowsAffected()
-	return n == 1, nil
+	return n == 1, body, nil
 }
 
-func (tx *Tx) saveMessage(m *wabsync.Message) error {
+// saveMessage stores a changed message; it returns the stored body.
+func (tx *Tx) saveMessage(m *wabsync.Message) (string, error) {
 	body, err := encodeMessage(m)
 	if err != nil {
-		return err
+		return "", err
 	}
 	_, err = tx.Exec(`UPDATE messages SET status = ?, unread = ?, body = ?, updated_at = ? WHERE id = ?`,
 		string(m.Status), unreadOf(m), body, micros(m.UpdatedAt), m.ID)
-	return err
+	return body, err
 }
 
 func (tx *Tx) nextMessageSeq(sessionID string) (int64, error) {
@@ -106,7 +109,13 @@ func (tx *Tx) nextMessageSeq(sessionID string) (int64, error) {
 }
 
 // messageEvent stores an event whose data is the message as the API shows it.
-func (tx *Tx) messageEvent(m *wabsync.Message, typ string) error {
+// body is the message as just stored: without media, that is exactly what
+// the API shows, and it is not encoded again.
+func (tx *Tx) messageEvent(m *wabsync.Message, typ, body string) error {
+	if m.Media == nil && body != "" {
+		_, err := tx.addEventRaw(&m.SessionID, typ, []byte(body))
+		return err
+	}
 	shown := *m
 	if m.Media != nil {
 		media := *m.Media
@@ -138,7 +147,7 @@ func (db *DB) AcceptMessage(ctx context.Context, m *wabsync.Message, idem *Idemp
 		m.Sequence, m.CreatedAt, m.UpdatedAt = seq, now, now
 		m.Status = wabsync.MsgQueued
 		m.StatusHistory = []wabsync.StatusChange{{Status: wabsync.MsgQueued, At: now}}
-		if _, err := tx.insertMessage(m); err != nil {
+		if _, _, err := tx.insertMessage(m); err != nil {
 			return err
 		}
 		if idem != nil {
@@ -318,7 +327,7 @@ func (db *DB) MarkSending(ctx context.Context, sessionID string, ids []string) e
 				continue
 			}
 			setStatus(m, wabsync.MsgSending, now)
-			if err := tx.saveMessage(m); err != nil {
+			if _, err := tx.saveMessage(m); err != nil {
 				return err
 			}
 		}
@@ -373,10 +382,11 @@ func (tx *Tx) advance(m *wabsync.Message, st wabsync.MessageStatus, at time.Time
 			continue
 		}
 		setStatus(m, s, at)
-		if err := tx.saveMessage(m); err != nil {
+		body, err := tx.saveMessage(m)
+		if err != nil {
 			return false, err
 		}
-		if err := tx.messageEvent(m, statusEvent(s)); err != nil {
+		if err := tx.messageEvent(m, statusEvent(s), body); err != nil {
 			return false, err
 		}
 	}
@@ -484,7 +494,7 @@ func (tx *Tx) StoreInbound(m *wabsync.Message, contact *wabsync.ContactInfo) (bo
 	if m.Status == wabsync.MsgRead {
 		m.StatusHistory = append(m.StatusHistory, wabsync.StatusChange{Status: wabsync.MsgRead, At: now})
 	}
-	ok, err := tx.insertMessage(m)
+	ok, body, err := tx.insertMessage(m)
 	if err != nil || !ok {
 		return false, err
 	}
@@ -497,7 +507,7 @@ func (tx *Tx) StoreInbound(m *wabsync.Message, contact *wabsync.ContactInfo) (bo
 	if m.Error != nil && m.Error.Code == "UNDECRYPTABLE" {
 		typ = wabsync.EventMessageUndecryptable
 	}
-	return true, tx.messageEvent(m, typ)
+	return true, tx.messageEvent(m, typ, body)
 }
 
 // ModifyByWAID changes the session's message with WhatsApp id waID (the
@@ -521,10 +531,11 @@ func (tx *Tx) ModifyByWAID(sessionID, waID, typ string, fn func(m *wabsync.Messa
 	}
 	fn(m)
 	m.UpdatedAt = tx.db.Now()
-	if err := tx.saveMessage(m); err != nil {
+	body, err := tx.saveMessage(m)
+	if err != nil {
 		return nil, err
 	}
-	return m, tx.messageEvent(m, typ)
+	return m, tx.messageEvent(m, typ, body)
 }
 
 // FindByWAID is FindByWAID inside an open transaction.
@@ -544,14 +555,15 @@ func (db *DB) ModifyMessage(ctx context.Context, sessionID, id, typ string, fn f
 			return err
 		}
 		m.UpdatedAt = db.Now()
-		if err := tx.saveMessage(m); err != nil {
+		body, err := tx.saveMessage(m)
+		if err != nil {
 			return err
 		}
 		out = m
 		if typ == "" {
 			return nil
 		}
-		return tx.messageEvent(m, typ)
+		return tx.messageEvent(m, typ, body)
 	})
 	return out, err
 }
@@ -613,10 +625,11 @@ func (tx *Tx) MarkInboundRead(sessionID, chat string, upToID string, waIDs []str
 		now := db.Now()
 		for _, m := range ms {
 			setStatus(m, wabsync.MsgRead, now)
-			if err := tx.saveMessage(m); err != nil {
+			body, err := tx.saveMessage(m)
+			if err != nil {
 				return err
 			}
-			if err := tx.messageEvent(m, wabsync.EventMessageRead); err != nil {
+			if err := tx.messageEvent(m, wabsync.EventMessageRead, body); err != nil {
 				return err
 			}
 			changed = append(changed, m)
@@ -641,6 +654,7 @@ func (db *DB) SetMediaBlob(ctx context.Context, id, blobKey string) error {
 			return nil
 		}
 		m.Media.BlobKey = blobKey
-		return tx.saveMessage(m)
+		_, err = tx.saveMessage(m)
+		return err
 	})
 }

@@ -42,7 +42,7 @@ func (c *sessionCache) invalidate() {
 // CachedSession returns. Unknown writes to the table count as changes, so a
 // new statement can make the cache miss more, never serve stale rows.
 func writesSessions(q string) bool {
-	q = strings.TrimSpace(q)
+	q = trimSQL(q)
 	switch {
 	case strings.HasPrefix(q, "UPDATE sessions SET msg_seq"),
 		strings.HasPrefix(q, "UPDATE sessions SET event_seq"),
@@ -52,6 +52,15 @@ func writesSessions(q string) bool {
 	}
 	return hasPrefixFold(q, "UPDATE sessions") || hasPrefixFold(q, "DELETE FROM sessions") ||
 		hasPrefixFold(q, "INSERT INTO sessions") || hasPrefixFold(q, "WITH")
+}
+
+// trimSQL drops the leading white space of a statement (cheaply: most have
+// none or a little).
+func trimSQL(q string) string {
+	for len(q) > 0 && (q[0] == ' ' || q[0] == '\n' || q[0] == '\t' || q[0] == '\r') {
+		q = q[1:]
+	}
+	return q
 }
 
 func hasPrefixFold(s, prefix string) bool {

@@ -46,6 +46,8 @@ type DB struct {
 	readStmts *stmtCache
 	// sessions caches session rows for CachedSession (SQLite only).
 	sessions *sessionCache
+	// hooks caches the enabled webhooks for the writer (SQLite only).
+	hooks *hookCache
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -112,6 +114,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		db.write, db.read = w, r
 		db.readStmts = &stmtCache{pool: r}
 		db.sessions = &sessionCache{}
+		db.hooks = &hookCache{}
 	case strings.HasPrefix(rawURL, "postgres://") || strings.HasPrefix(rawURL, "postgresql://"):
 		db.dialect = Postgres
 		p, err := sql.Open("pgx", rawURL)
