@@ -388,6 +388,10 @@ func (d *Dispatcher) claim(ctx context.Context) (int, bool, error) {
 	var hold map[string]time.Time
 	for id, cb := range d.circuits {
 		switch {
+		case cb.open && cb.probe == "" && now.Sub(cb.probeAt) > 24*time.Hour:
+			// A probe due for a day with nothing to probe: the webhook was
+			// deleted or disabled. Forget it (failures open it again).
+			delete(d.circuits, id)
 		case !cb.open:
 		case cb.probe != "":
 			room[id] = 0 // its probe is out
