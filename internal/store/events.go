@@ -29,10 +29,7 @@ func (tx *Tx) addEventRaw(sessionID *string, typ string, raw json.RawMessage) (*
 	now := tx.db.Now()
 	var seq int64
 	if sessionID != nil {
-		err = tx.QueryRow(`UPDATE sessions SET event_seq = event_seq + 1 WHERE id = ? RETURNING event_seq`, *sessionID).Scan(&seq)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, wabsync.NotFound("Session")
-		}
+		seq, err = tx.nextSeq(*sessionID, true)
 	} else {
 		err = tx.QueryRow(`INSERT INTO counters (name, value) VALUES ('global_event_seq', 1)
 			ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value`).Scan(&seq)

@@ -100,12 +100,7 @@ func (tx *Tx) saveMessage(m *wabsync.Message) (string, error) {
 }
 
 func (tx *Tx) nextMessageSeq(sessionID string) (int64, error) {
-	var seq int64
-	err := tx.QueryRow(`UPDATE sessions SET msg_seq = msg_seq + 1 WHERE id = ? RETURNING msg_seq`, sessionID).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, wabsync.NotFound("Session")
-	}
-	return seq, err
+	return tx.nextSeq(sessionID, false)
 }
 
 // messageEvent stores an event whose data is the message as the API shows it.

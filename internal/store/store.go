@@ -48,6 +48,8 @@ type DB struct {
 	sessions *sessionCache
 	// hooks caches the enabled webhooks for the writer (SQLite only).
 	hooks *hookCache
+	// seqs keeps sequence counters for the writer (SQLite only).
+	seqs *seqCache
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -115,6 +117,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		db.readStmts = &stmtCache{pool: r}
 		db.sessions = &sessionCache{}
 		db.hooks = &hookCache{}
+		db.seqs = &seqCache{m: map[string]*seqs{}}
 	case strings.HasPrefix(rawURL, "postgres://") || strings.HasPrefix(rawURL, "postgresql://"):
 		db.dialect = Postgres
 		p, err := sql.Open("pgx", rawURL)

@@ -30,6 +30,9 @@ type Tx struct {
 	sessionsChanged bool
 	// stmts are the writer's prepared statements (SQLite; nil otherwise).
 	stmts *writeStmts
+	// err is a failure of the store's own bookkeeping between statements;
+	// the transaction does not commit with it.
+	err error
 }
 
 // Exec runs a statement written with ? placeholders.
@@ -65,6 +68,13 @@ func (t *Tx) prepared(q string) *sql.Stmt {
 	}
 	if h := t.db.hooks; h != nil && h.valid && writesWebhooks(q) {
 		h.valid = false
+	}
+	if c := t.db.seqs; c != nil && len(c.m) > 0 && touchesSeqs(q) {
+		// Other code uses the counters: give it the current ones.
+		if err := c.writeBack(t.ctx, t.tx, t.stmts); err != nil && t.err == nil {
+			t.err = err
+		}
+		c.forget()
 	}
 	if t.stmts == nil {
 		return nil
@@ -132,11 +142,17 @@ func (db *DB) rolledBack() {
 	if db.hooks != nil {
 		db.hooks.valid = false
 	}
+	if db.seqs != nil {
+		db.seqs.forget()
+	}
 }
 
 // committed runs what must happen as soon as the transactions of txs are
 // durable, before any caller is told.
 func (db *DB) committed(txs ...*Tx) {
+	if db.seqs != nil {
+		db.seqs.committed()
+	}
 	if db.sessions == nil {
 		return
 	}
@@ -318,7 +334,15 @@ func (w *writer) runTx(batch []*job) (err error) {
 		if err := j.fn(t); err != nil {
 			return err
 		}
+		if t.err != nil {
+			return t.err
+		}
 		j.after = t.after
+	}
+	if c := w.db.seqs; c != nil {
+		if err := c.writeBack(ctx, tx, w.stmts); err != nil {
+			return err
+		}
 	}
 	// Whether or not the commit reports success, the rows may have changed.
 	defer w.db.committed(txs...)
