@@ -14,6 +14,7 @@
 //     data, time until every session is connected again.
 //
 //     go run ./bench/sessions -counts 1000,10000
+//     go run ./bench/sessions -create 0 -counts 10000 -restarts 3   # restart only
 package main
 
 import (
@@ -33,11 +34,12 @@ import (
 )
 
 var (
-	conc   = flag.Int("conc", 32, "concurrent clients")
-	create = flag.Int("create", 5000, "sessions for the create-only rate")
-	counts = flag.String("counts", "1000,10000", "connected idle sessions at which to take memory, ascending")
-	settle = flag.Duration("settle", 5*time.Second, "wait after connecting before reading memory")
-	dbURL  = flag.String("database-url", "", "WABSYNC_DATABASE_URL (default: SQLite in a temp dir); 'postgres' creates a fresh database")
+	conc     = flag.Int("conc", 32, "concurrent clients")
+	create   = flag.Int("create", 5000, "sessions for the create-only rate (0: skip that step)")
+	restarts = flag.Int("restarts", 1, "how many times to restart with every session connected")
+	counts   = flag.String("counts", "1000,10000", "connected idle sessions at which to take memory, ascending")
+	settle   = flag.Duration("settle", 5*time.Second, "wait after connecting before reading memory")
+	dbURL    = flag.String("database-url", "", "WABSYNC_DATABASE_URL (default: SQLite in a temp dir); 'postgres' creates a fresh database")
 )
 
 func main() {
@@ -65,7 +67,7 @@ func main() {
 	}
 
 	// 1. Create only, on a fresh server.
-	{
+	if *create > 0 {
 		srv := benchutil.NewServer(bin, filepath.Join(tmp, "create"), newDB("wabsync_bench_create")...)
 		benchutil.Check(srv.Start())
 		t0 := time.Now()
@@ -119,20 +121,22 @@ func main() {
 	}
 
 	// 3. Restart with every session connected.
-	t0 := time.Now()
-	srv.Stop()
-	stopped := time.Since(t0)
-	srv2 := benchutil.NewServer(bin, dataDir, srvEnv...)
-	t1 := time.Now()
-	benchutil.Check(srv2.Start())
-	benchutil.OnExit(srv2.Stop)
-	healthy := time.Since(t1)
-	connected := waitCount(c, srv2.URL, total, 3*time.Minute)
-	back := time.Since(t1)
-	fmt.Printf("RESULT sessions restart with %d connected: SIGTERM took %.2fs; new process healthy after %.2fs; %d connected again %.2fs after start (target <= 10s); load average %s\n",
-		total, stopped.Seconds(), healthy.Seconds(), connected, back.Seconds(), benchutil.LoadAvg())
-	time.Sleep(*settle)
-	rss, heap, g := memory(c, srv2)
+	for i := 0; i < *restarts; i++ {
+		t0 := time.Now()
+		srv.Stop()
+		stopped := time.Since(t0)
+		srv = benchutil.NewServer(bin, dataDir, srvEnv...)
+		t1 := time.Now()
+		benchutil.Check(srv.Start())
+		benchutil.OnExit(srv.Stop)
+		healthy := time.Since(t1)
+		connected := waitCount(c, srv.URL, total, 3*time.Minute)
+		back := time.Since(t1)
+		fmt.Printf("RESULT sessions restart with %d connected: SIGTERM took %.2fs; new process healthy after %.2fs; %d connected again %.2fs after start (target <= 10s); load average %s\n",
+			total, stopped.Seconds(), healthy.Seconds(), connected, back.Seconds(), benchutil.LoadAvg())
+		time.Sleep(*settle)
+	}
+	rss, heap, g := memory(c, srv)
 	fmt.Printf("after restart: RSS %.1f MiB, heap in use %.1f MiB, goroutines %.0f\n", mib(rss), mib(heap), g)
 	benchutil.Exit(0)
 }

@@ -2,8 +2,11 @@ package session
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"time"
 
+	"github.com/wabsync/wabsync"
 	"github.com/wabsync/wabsync/internal/store"
 )
 
@@ -58,8 +61,15 @@ func (m *Manager) clusterLoop(ctx context.Context) {
 			continue
 		}
 		lastOK = time.Now()
-		// The leases now run until beat+TTL: re-arm the switch from there.
-		deadman.Reset(time.Until(beat.Add(m.opts.LeaseTTL * 7 / 10)))
+		// The leases now run until beat+TTL (those left for the next
+		// heartbeat, less): re-arm the switch from the earliest.
+		until := beat.Add(m.opts.LeaseTTL * 7 / 10)
+		for _, l := range held {
+			if t := l.ExpiresAt.Add(-m.opts.LeaseTTL * 3 / 10); t.Before(until) {
+				until = t
+			}
+		}
+		deadman.Reset(time.Until(until))
 		m.dropLost(held, beat)
 		m.releaseZombies(ctx, held)
 		if ids, err := m.db.UndesiredOwned(ctx, m.opts.NodeID); err == nil {
@@ -153,34 +163,78 @@ func (m *Manager) takeOver(ctx context.Context) (int, error) {
 	if closed || room <= 0 {
 		return 0, nil
 	}
-	leases, err := m.db.AcquireFree(ctx, m.opts.NodeID, m.opts.LeaseTTL, room, m.opts.SingleNode)
+	leases, err := m.db.AcquireFree(ctx, m.opts.NodeID, m.opts.LeaseTTL, room, m.opts.SingleNode, func(id string) bool { return m.runner(id) != nil })
 	if err != nil {
 		return 0, err
 	}
-	// Starting is not waited for: the loop must keep renewing leases on time.
-	sem := make(chan struct{}, 64)
-	started := 0
+	now := time.Now()
+	var mine []store.Lease
+	runners := make(map[string]*runner, len(leases))
+	m.mu.Lock()
 	for _, l := range leases {
-		m.mu.Lock()
 		if m.closed || m.runners[l.SessionID] != nil {
-			m.mu.Unlock()
 			continue
 		}
-		r := &runner{m: m, id: l.SessionID}
+		r := &runner{m: m, id: l.SessionID, leasedAt: now}
+		r.lease.Store(&l)
 		m.runners[l.SessionID] = r
-		m.mu.Unlock()
-		started++
-		m.wg.Add(1)
-		go func(r *runner, l store.Lease) {
-			defer m.wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if _, err := m.startLeased(context.Background(), r, l, "Resumed on node "+m.opts.NodeID+"."); err != nil {
-				m.logger.Warn("resuming a session", "session_id", l.SessionID, "err", err)
-			}
-		}(r, l)
+		runners[l.SessionID] = r
+		mine = append(mine, l)
 	}
-	return started, nil
+	m.mu.Unlock()
+	if len(mine) == 0 {
+		return 0, nil
+	}
+	// Starting is not waited for: the loop must keep renewing leases on time.
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.resume(mine, runners)
+	}()
+	return len(mine), nil
+}
+
+// resume starts sessions whose leases were just taken (runners holds their
+// runners, already in the table): their starting status is stored for all
+// of them in a few transactions, then each engine is made and connected.
+func (m *Manager) resume(leases []store.Lease, runners map[string]*runner) {
+	written, refused, err := m.db.SetStatuses(context.Background(), leases, wabsync.StatusStarting, "Resumed on node "+m.opts.NodeID+".",
+		store.BulkStatus{Desire: true, Accept: func(s *wabsync.Session) bool {
+			_, ok := m.opts.Factories[s.Engine]
+			return ok
+		}})
+	if err != nil {
+		m.logger.Warn("resuming sessions", "err", err)
+	}
+	for _, s := range refused {
+		m.logger.Warn("resuming a session", "session_id", s.ID, "err", "this server has no "+strconv.Quote(s.Engine)+" engine")
+	}
+	// Those not written (fenced out, refused, or failed) give their
+	// lease back — if it is still this node's.
+	started := make([]*runner, len(written))
+	for i, s := range written {
+		started[i] = runners[s.ID]
+		delete(runners, s.ID)
+	}
+	for _, r := range runners {
+		m.dropRunner(r)
+	}
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for i, s := range written {
+		r := started[i]
+		if m.runner(s.ID) != r {
+			// Dropped meanwhile (disconnected, or its lease lost).
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			m.launch(r, s)
+		}()
+	}
+	wg.Wait()
 }
 
 // SetAddress sets where other nodes reach this node (before Resume).

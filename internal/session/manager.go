@@ -66,6 +66,8 @@ type Manager struct {
 	closed  bool
 	wg      sync.WaitGroup // sender goroutines and background starts
 
+	statuses statusQueue // connected transitions, stored in batches
+
 	kick     chan struct{} // wakes the cluster loop
 	loopDone chan struct{}
 	stopLoop context.CancelFunc
@@ -205,30 +207,71 @@ func (m *Manager) startLeased(ctx context.Context, r *runner, lease store.Lease,
 		m.dropRunner(r)
 		return nil, err
 	}
+	if !m.launch(r, s) {
+		return m.db.GetSession(ctx, id)
+	}
+	return s, nil
+}
+
+// launch makes the engine of a session whose lease r holds and whose
+// starting status is stored, and connects it in the background. It reports
+// false when the engine could not be made or the runner was stopped
+// meanwhile.
+func (m *Manager) launch(r *runner, s *wabsync.Session) bool {
 	eng, err := m.opts.Factories[s.Engine].NewEngine(wabsync.EngineOptions{
 		SessionID: s.ID, Name: s.Name, Config: s.Config, DeviceJID: s.DeviceJID, Phone: s.Phone,
 		Handler: r.handle, Logger: m.logger.With("session_id", s.ID),
 	})
 	if err != nil {
-		m.logger.Error("engine could not be made", "session_id", id, "err", err)
-		_, _ = m.db.ModifySession(r.fenced(context.Background()), id, func(tx *store.Tx, s *wabsync.Session) error {
+		m.logger.Error("engine could not be made", "session_id", s.ID, "err", err)
+		_, _ = m.db.ModifySession(r.fenced(context.Background()), s.ID, func(tx *store.Tx, s *wabsync.Session) error {
 			s.Status, s.StatusReason, s.Desired = wabsync.StatusFailed, "The engine could not be started: "+safeErr(err), false
 			return nil
 		})
 		m.dropRunner(r)
-		return m.db.GetSession(ctx, id)
+		return false
 	}
 	r.mu.Lock()
-	r.engine = eng
-	r.status = wabsync.StatusStarting
-	r.phone, r.cfg = s.Phone, s.Config
+	stopped := r.stopped
+	if !stopped {
+		r.engine = eng
+		r.status = wabsync.StatusStarting
+		r.phone, r.cfg = s.Phone, s.Config
+	}
 	r.mu.Unlock()
+	if stopped {
+		// Stopped while starting (shutdown, or the lease was lost): the
+		// engine never runs. A shutdown that did not see this runner's
+		// lease yet leaves the hand-back to it.
+		_ = eng.Close()
+		m.mu.Lock()
+		closed := m.closed
+		m.mu.Unlock()
+		if closed {
+			m.handBack(context.Background(), r)
+		}
+		return false
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		r.connect()
 	}()
-	return s, nil
+	return true
+}
+
+// nodeStopped is the reason of sessions handed back by a stopping node.
+const nodeStopped = "Its node stopped; it resumes on the next node that starts or has room."
+
+// handBack stops r, stores that its node stopped and releases its lease:
+// the hand-back of one session (Close does the rest in bulk).
+func (m *Manager) handBack(ctx context.Context, r *runner) {
+	r.stop()
+	_, _ = m.db.ModifySession(r.fenced(ctx), r.id, func(tx *store.Tx, s *wabsync.Session) error {
+		s.Status, s.StatusReason = wabsync.StatusStopped, nodeStopped
+		return nil
+	})
+	m.release(r)
 }
 
 // forget removes r from the table without touching its lease.
@@ -449,6 +492,10 @@ func (m *Manager) Close(ctx context.Context) {
 	if err := m.db.StopNode(ctx, m.opts.NodeID); err != nil {
 		m.logger.Warn("marking the node stopped", "err", err)
 	}
+	// Stop every engine (64 at a time: each waits for its sender to
+	// finish), then store every session's hand-back — its status with
+	// the event, and the release of its lease — in a few transactions
+	// instead of two each.
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, r := range rs {
@@ -457,14 +504,20 @@ func (m *Manager) Close(ctx context.Context) {
 		go func(r *runner) {
 			defer func() { <-sem; wg.Done() }()
 			r.stop()
-			_, _ = m.db.ModifySession(r.fenced(ctx), r.id, func(tx *store.Tx, s *wabsync.Session) error {
-				s.Status, s.StatusReason = wabsync.StatusStopped, "Its node stopped; it resumes on the next node that starts or has room."
-				return nil
-			})
-			m.release(r)
 		}(r)
 	}
 	wg.Wait()
+	// A runner without a lease yet is still starting: it hands itself
+	// back once it has one (launch).
+	leases := make([]store.Lease, 0, len(rs))
+	for _, r := range rs {
+		if l := r.currentLease(); l.Token != 0 {
+			leases = append(leases, l)
+		}
+	}
+	if _, _, err := m.db.SetStatuses(ctx, leases, wabsync.StatusStopped, nodeStopped, store.BulkStatus{Release: true}); err != nil {
+		m.logger.Warn("handing the sessions back", "err", err)
+	}
 	m.wg.Wait()
 }
 

@@ -77,10 +77,22 @@ func BenchmarkRestart(b *testing.B) {
 	b.ReportMetric(closing.Seconds()/float64(b.N), "close-s/op")
 }
 
+// seedSession stores a session linked to phone that wants to run.
+func seedSession(db *store.DB, id, engine, phone string) error {
+	ctx := context.Background()
+	s := &wabsync.Session{ID: id, Name: id, Engine: engine, Status: wabsync.StatusStopped, StatusReason: "Seeded."}
+	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
+		return err
+	}
+	return db.Update(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(`UPDATE sessions SET phone = ?, device_jid = ?, desired = 1 WHERE id = ?`, phone, sandbox.JID(phone), id)
+		return err
+	})
+}
+
 // seedLinked stores n linked sandbox sessions that want to run, as a server
 // leaves them when it stops (64 writers at a time: group commit).
 func seedLinked(tb testing.TB, db *store.DB, n int) {
-	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for w := 0; w < 64; w++ {
@@ -88,17 +100,7 @@ func seedLinked(tb testing.TB, db *store.DB, n int) {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < n; i += 64 {
-				s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "s" + strconv.Itoa(i), Engine: wabsync.EngineSandbox,
-					Status: wabsync.StatusStopped, StatusReason: "Seeded."}
-				if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
-					errs <- err
-					return
-				}
-				phone := fmt.Sprintf("+1999%07d", i)
-				if err := db.Update(ctx, func(tx *store.Tx) error {
-					_, err := tx.Exec(`UPDATE sessions SET phone = ?, device_jid = ?, desired = 1 WHERE id = ?`, phone, sandbox.JID(phone), s.ID)
-					return err
-				}); err != nil {
+				if err := seedSession(db, wabsync.NewID("ses"), wabsync.EngineSandbox, fmt.Sprintf("+1999%07d", i)); err != nil {
 					errs <- err
 					return
 				}

@@ -145,6 +145,90 @@ func (r *runner) setStatusLocked(st wabsync.SessionStatus, reason string, edit f
 	}
 }
 
+// setConnectedLocked stores that the session is connected. Engines
+// connect in bursts (every session at once after a restart), so the
+// transition goes through the manager's status queue, which stores those
+// of many sessions in one transaction.
+func (r *runner) setConnectedLocked(phone, pushName string) {
+	l := r.currentLease()
+	if l.Token == 0 {
+		r.setStatusLocked(wabsync.StatusConnected, "Connected.", func(s *wabsync.Session) {
+			if phone != "" {
+				s.Phone = phone
+			}
+			if pushName != "" {
+				s.PushName = pushName
+			}
+		})
+		return
+	}
+	r.status = wabsync.StatusConnected
+	err := r.m.statuses.store(r.m.db, store.StatusItem{Lease: l, Status: wabsync.StatusConnected, Reason: "Connected.", Phone: phone, PushName: pushName})
+	if err != nil {
+		r.m.logger.Error("could not store a session transition", "session_id", r.id, "status", wabsync.StatusConnected, "err", err)
+	}
+}
+
+// statusQueue gathers transitions of different sessions that arrive
+// together into one write (group commit): while one batch is being
+// stored, the next gathers.
+type statusQueue struct {
+	mu      sync.Mutex
+	pending []*statusJob
+	busy    bool
+}
+
+type statusJob struct {
+	item store.StatusItem
+	done chan error
+}
+
+// store stores it and returns once it is durable (or failed).
+func (q *statusQueue) store(db *store.DB, it store.StatusItem) error {
+	j := &statusJob{item: it, done: make(chan error, 1)}
+	q.mu.Lock()
+	q.pending = append(q.pending, j)
+	if !q.busy {
+		q.busy = true
+		go q.flush(db)
+	}
+	q.mu.Unlock()
+	return <-j.done
+}
+
+func (q *statusQueue) flush(db *store.DB) {
+	for {
+		q.mu.Lock()
+		// One transition per session in a batch; a second one (from a
+		// runner that replaced the first) waits for the next.
+		var batch, later []*statusJob
+		seen := make(map[string]bool, len(q.pending))
+		for _, j := range q.pending {
+			if seen[j.item.Lease.SessionID] {
+				later = append(later, j)
+				continue
+			}
+			seen[j.item.Lease.SessionID] = true
+			batch = append(batch, j)
+		}
+		q.pending = later
+		if len(batch) == 0 {
+			q.busy = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		items := make([]store.StatusItem, len(batch))
+		for i, j := range batch {
+			items[i] = j.item
+		}
+		errs := db.SetStatusEach(context.Background(), items)
+		for i, j := range batch {
+			j.done <- errs[i]
+		}
+	}
+}
+
 // handle is the engine's event handler.
 func (r *runner) handle(ctx context.Context, ev wabsync.EngineEvent) error {
 	ctx = r.fenced(ctx)
@@ -199,14 +283,7 @@ func (r *runner) handle(ctx context.Context, ev wabsync.EngineEvent) error {
 		if ev.Phone != "" {
 			r.phone = ev.Phone
 		}
-		r.setStatusLocked(wabsync.StatusConnected, "Connected.", func(s *wabsync.Session) {
-			if ev.Phone != "" {
-				s.Phone = ev.Phone
-			}
-			if ev.PushName != "" {
-				s.PushName = ev.PushName
-			}
-		})
+		r.setConnectedLocked(ev.Phone, ev.PushName)
 		r.wakeLocked()
 	case wabsync.EngineDisconnected:
 		if r.status != wabsync.StatusConnected {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/wabsync/wabsync"
@@ -146,7 +148,13 @@ func (db *DB) Heartbeat(ctx context.Context, nodeID string, ttl time.Duration, s
 			micros(now), nodeID, exp); err != nil {
 			return err
 		}
-		rows, err := tx.Query(`SELECT session_id, token, expires_at FROM session_leases WHERE node_id = ? AND expires_at = ?`, nodeID, exp)
+		// Held: the leases renewed now, and those left for the next
+		// heartbeat (locked by a fenced write) that will still run for
+		// longer than until then — the node keeps running those instead of
+		// stopping and restarting them under load; one not renewed by the
+		// next heartbeat either is dropped before it expires.
+		rows, err := tx.Query(`SELECT session_id, token, expires_at FROM session_leases WHERE node_id = ? AND (expires_at = ? OR expires_at >= ?)`,
+			nodeID, exp, micros(now.Add(ttl/2)))
 		if err != nil {
 			return err
 		}
@@ -221,17 +229,20 @@ func (tx *Tx) acquireLease(sessionID, nodeID string, ttl time.Duration, steal bo
 }
 
 // AcquireFree takes up to limit sessions that want to run and have no live
-// owner. It returns the leases taken.
-func (db *DB) AcquireFree(ctx context.Context, nodeID string, ttl time.Duration, limit int, steal bool) ([]Lease, error) {
+// owner. It returns the leases taken. With steal (a single node on SQLite,
+// restarting) leases of other node ids are taken even if live (an earlier
+// process of this node); never this node's own live leases: those belong
+// to sessions running here, whose runners hold their tokens — re-taking
+// one with a new token made its runner look as if it had lost it. For the
+// same reason sessions for which running says true (a runner here, whose
+// lease may have expired only because a heartbeat came late) are skipped.
+func (db *DB) AcquireFree(ctx context.Context, nodeID string, ttl time.Duration, limit int, steal bool, running func(sessionID string) bool) ([]Lease, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	now := micros(db.Now())
-	if steal {
-		now = math.MaxInt64
-	}
 	rows, err := db.query(ctx, (`SELECT s.id FROM sessions s LEFT JOIN session_leases l ON l.session_id = s.id
-		WHERE s.desired = 1 AND (l.session_id IS NULL OR l.expires_at < ?) ORDER BY s.id LIMIT ?`), now, limit)
+		WHERE s.desired = 1 AND (l.session_id IS NULL OR l.expires_at < ? OR (? = 1 AND l.node_id <> ?)) ORDER BY s.id LIMIT ?`),
+		micros(db.Now()), b2i(steal), nodeID, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +253,9 @@ func (db *DB) AcquireFree(ctx context.Context, nodeID string, ttl time.Duration,
 			rows.Close()
 			return nil, err
 		}
-		ids = append(ids, id)
+		if running == nil || !running(id) {
+			ids = append(ids, id)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil || len(ids) == 0 {
@@ -251,21 +264,81 @@ func (db *DB) AcquireFree(ctx context.Context, nodeID string, ttl time.Duration,
 	var out []Lease
 	err = db.Update(ctx, func(tx *Tx) error {
 		out = out[:0]
-		for _, id := range ids {
-			l, ok, _, err := tx.acquireLease(id, nodeID, ttl, steal)
-			if wabsync.ErrorCode(err) == wabsync.ENotFound {
-				continue
-			}
+		for start := 0; start < len(ids); start += bulkChunk {
+			ls, err := tx.acquireFree(ids[start:min(start+bulkChunk, len(ids))], nodeID, ttl, steal)
 			if err != nil {
 				return err
 			}
-			if ok {
-				out = append(out, l)
-			}
+			out = append(out, ls...)
 		}
 		return nil
 	})
 	return out, err
+}
+
+// acquireFree takes the leases of ids that are free, expired or (with
+// steal) another node's, in a few statements: acquireLease for many.
+func (tx *Tx) acquireFree(ids []string, nodeID string, ttl time.Duration, steal bool) ([]Lease, error) {
+	now := tx.db.Now()
+	exp := now.Add(ttl)
+	var vals strings.Builder
+	args := make([]any, 0, 4*len(ids)+3)
+	for i, id := range ids {
+		if i > 0 {
+			vals.WriteByte(',')
+		}
+		vals.WriteString("(?, ?, 1, CAST(? AS BIGINT), CAST(? AS BIGINT))")
+		args = append(args, id, nodeID, micros(exp), micros(now))
+	}
+	args = append(args, micros(now), b2i(steal))
+	// Sessions deleted since they were read fail the foreign key: they are
+	// left out by joining on sessions (INSERT … SELECT).
+	rows, err := tx.Query(`INSERT INTO session_leases (session_id, node_id, token, expires_at, acquired_at)
+		SELECT v.column1, v.column2, v.column3, v.column4, v.column5 FROM (VALUES `+vals.String()+`) v
+		JOIN sessions s ON s.id = v.column1 WHERE true
+		ON CONFLICT (session_id) DO UPDATE SET node_id = excluded.node_id, token = session_leases.token + 1,
+			expires_at = excluded.expires_at, acquired_at = excluded.acquired_at
+		WHERE session_leases.expires_at < ? OR (? = 1 AND session_leases.node_id <> excluded.node_id)
+		RETURNING session_id, token`, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []Lease
+	for rows.Next() {
+		l := Lease{NodeID: nodeID, ExpiresAt: exp}
+		if err := rows.Scan(&l.SessionID, &l.Token); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(out) == 0 {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SessionID < out[j].SessionID })
+	taken := make([]any, len(out))
+	for i, l := range out {
+		taken[i] = l.SessionID
+	}
+	// Close this node's earlier log entries of these sessions (a re-acquire).
+	if _, err := tx.Exec(`UPDATE lease_log`+tx.db.logBySession()+` SET released_at = ? WHERE node_id = ? AND released_at IS NULL AND session_id IN (`+
+		placeholders(len(taken))+`)`, append([]any{micros(now), nodeID}, taken...)...); err != nil {
+		return nil, err
+	}
+	vals.Reset()
+	args = args[:0]
+	for i, l := range out {
+		if i > 0 {
+			vals.WriteByte(',')
+		}
+		vals.WriteString("(?, ?, ?, ?, ?, ?)")
+		args = append(args, wabsync.NewID("lease"), l.SessionID, nodeID, l.Token, micros(now), micros(now))
+	}
+	if _, err := tx.Exec(`INSERT INTO lease_log (id, session_id, node_id, token, acquired_at, renewed_at) VALUES `+vals.String(), args...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ReleaseLease gives up a lease (only if it is still this node's with token).
