@@ -621,7 +621,9 @@ type Delivery struct {
 	// ID Example: dlv_01jqx6t8m0p2r4t6v8x0z2b4d6
 	ID string `json:"id"`
 
-	// NextAttemptAt When the next attempt is due; null when none is planned.
+	// NextAttemptAt When the next attempt is due: its retry, or — while its endpoint is failing and only probed — the
+	// endpoint's next probe (the delivery waits for it, with no attempt of its own). null when none is
+	// planned (succeeded, failed, or the endpoint is disabled).
 	NextAttemptAt *time.Time `json:"next_attempt_at"`
 
 	// Status `pending` while attempts remain, `succeeded` once an attempt got a 2xx, `failed` when it gave up.
@@ -2918,8 +2920,10 @@ type ClientInterface interface {
 	// UpdateWebhookWithBody Update a webhook
 	//
 	// Changes the URL, the events, the description or `enabled`; fields left out stay as they are.
-	// Enabling a disabled endpoint clears its `disabled_reason`; deliveries that failed meanwhile can be
-	// retried from the delivery log.
+	// Enabling a disabled endpoint clears its `disabled_reason` and makes its paused deliveries due at once;
+	// deliveries that failed meanwhile can be retried from the delivery log. Enabling it or a new `url` also
+	// makes its deliveries waiting for a failing endpoint's next probe due at once, and any change ends that
+	// wait: the next attempts are made at once.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2929,8 +2933,10 @@ type ClientInterface interface {
 	// UpdateWebhook Update a webhook
 	//
 	// Changes the URL, the events, the description or `enabled`; fields left out stay as they are.
-	// Enabling a disabled endpoint clears its `disabled_reason`; deliveries that failed meanwhile can be
-	// retried from the delivery log.
+	// Enabling a disabled endpoint clears its `disabled_reason` and makes its paused deliveries due at once;
+	// deliveries that failed meanwhile can be retried from the delivery log. Enabling it or a new `url` also
+	// makes its deliveries waiting for a failing endpoint's next probe due at once, and any change ends that
+	// wait: the next attempts are made at once.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2947,7 +2953,9 @@ type ClientInterface interface {
 	// RetryWebhookDelivery Retry a delivery
 	//
 	// Delivers the event again now, whatever the delivery's status (a succeeded one is sent once more; the
-	// receiver de-duplicates by `webhook-id`). A failed delivery becomes `pending` again.
+	// receiver de-duplicates by `webhook-id`). A failed delivery becomes `pending` again. It is attempted at
+	// once even while the endpoint is failing and only probed; if it succeeds, the endpoint's waiting
+	// deliveries follow at once.
 	//
 	// Corresponds with POST /api/v1/sessions/{session}/webhooks/{id}/deliveries/{delivery}/retry (the `RetryWebhookDelivery` operationId).
 	RetryWebhookDelivery(ctx context.Context, session SessionPath, id WebhookPath, delivery DeliveryPath, params *RetryWebhookDeliveryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3037,7 +3045,7 @@ type ClientInterface interface {
 
 	// RetryGlobalWebhookDelivery Retry a delivery of a global webhook
 	//
-	// Admin only.
+	// As for a session's webhook. Admin only.
 	//
 	// Corresponds with POST /api/v1/webhooks/{id}/deliveries/{delivery}/retry (the `RetryGlobalWebhookDelivery` operationId).
 	RetryGlobalWebhookDelivery(ctx context.Context, id WebhookPath, delivery DeliveryPath, params *RetryGlobalWebhookDeliveryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4209,8 +4217,10 @@ func (c *RawClient) GetWebhook(ctx context.Context, session SessionPath, id Webh
 // UpdateWebhookWithBody Update a webhook
 //
 // Changes the URL, the events, the description or `enabled`; fields left out stay as they are.
-// Enabling a disabled endpoint clears its `disabled_reason`; deliveries that failed meanwhile can be
-// retried from the delivery log.
+// Enabling a disabled endpoint clears its `disabled_reason` and makes its paused deliveries due at once;
+// deliveries that failed meanwhile can be retried from the delivery log. Enabling it or a new `url` also
+// makes its deliveries waiting for a failing endpoint's next probe due at once, and any change ends that
+// wait: the next attempts are made at once.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4230,8 +4240,10 @@ func (c *RawClient) UpdateWebhookWithBody(ctx context.Context, session SessionPa
 // UpdateWebhook Update a webhook
 //
 // Changes the URL, the events, the description or `enabled`; fields left out stay as they are.
-// Enabling a disabled endpoint clears its `disabled_reason`; deliveries that failed meanwhile can be
-// retried from the delivery log.
+// Enabling a disabled endpoint clears its `disabled_reason` and makes its paused deliveries due at once;
+// deliveries that failed meanwhile can be retried from the delivery log. Enabling it or a new `url` also
+// makes its deliveries waiting for a failing endpoint's next probe due at once, and any change ends that
+// wait: the next attempts are made at once.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4268,7 +4280,9 @@ func (c *RawClient) ListWebhookDeliveries(ctx context.Context, session SessionPa
 // RetryWebhookDelivery Retry a delivery
 //
 // Delivers the event again now, whatever the delivery's status (a succeeded one is sent once more; the
-// receiver de-duplicates by `webhook-id`). A failed delivery becomes `pending` again.
+// receiver de-duplicates by `webhook-id`). A failed delivery becomes `pending` again. It is attempted at
+// once even while the endpoint is failing and only probed; if it succeeds, the endpoint's waiting
+// deliveries follow at once.
 //
 // Corresponds with POST /api/v1/sessions/{session}/webhooks/{id}/deliveries/{delivery}/retry (the `RetryWebhookDelivery` operationId).
 func (c *RawClient) RetryWebhookDelivery(ctx context.Context, session SessionPath, id WebhookPath, delivery DeliveryPath, params *RetryWebhookDeliveryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4468,7 +4482,7 @@ func (c *RawClient) ListGlobalWebhookDeliveries(ctx context.Context, id WebhookP
 
 // RetryGlobalWebhookDelivery Retry a delivery of a global webhook
 //
-// Admin only.
+// As for a session's webhook. Admin only.
 //
 // Corresponds with POST /api/v1/webhooks/{id}/deliveries/{delivery}/retry (the `RetryGlobalWebhookDelivery` operationId).
 func (c *RawClient) RetryGlobalWebhookDelivery(ctx context.Context, id WebhookPath, delivery DeliveryPath, params *RetryGlobalWebhookDeliveryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8338,8 +8352,10 @@ type ClientWithResponsesInterface interface {
 	// UpdateWebhookWithBodyWithResponse Update a webhook
 	//
 	// Changes the URL, the events, the description or `enabled`; fields left out stay as they are.
-	// Enabling a disabled endpoint clears its `disabled_reason`; deliveries that failed meanwhile can be
-	// retried from the delivery log.
+	// Enabling a disabled endpoint clears its `disabled_reason` and makes its paused deliveries due at once;
+	// deliveries that failed meanwhile can be retried from the delivery log. Enabling it or a new `url` also
+	// makes its deliveries waiting for a failing endpoint's next probe due at once, and any change ends that
+	// wait: the next attempts are made at once.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8349,8 +8365,10 @@ type ClientWithResponsesInterface interface {
 	// UpdateWebhookWithResponse Update a webhook
 	//
 	// Changes the URL, the events, the description or `enabled`; fields left out stay as they are.
-	// Enabling a disabled endpoint clears its `disabled_reason`; deliveries that failed meanwhile can be
-	// retried from the delivery log.
+	// Enabling a disabled endpoint clears its `disabled_reason` and makes its paused deliveries due at once;
+	// deliveries that failed meanwhile can be retried from the delivery log. Enabling it or a new `url` also
+	// makes its deliveries waiting for a failing endpoint's next probe due at once, and any change ends that
+	// wait: the next attempts are made at once.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8369,7 +8387,9 @@ type ClientWithResponsesInterface interface {
 	// RetryWebhookDeliveryWithResponse Retry a delivery
 	//
 	// Delivers the event again now, whatever the delivery's status (a succeeded one is sent once more; the
-	// receiver de-duplicates by `webhook-id`). A failed delivery becomes `pending` again.
+	// receiver de-duplicates by `webhook-id`). A failed delivery becomes `pending` again. It is attempted at
+	// once even while the endpoint is failing and only probed; if it succeeds, the endpoint's waiting
+	// deliveries follow at once.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8473,7 +8493,7 @@ type ClientWithResponsesInterface interface {
 
 	// RetryGlobalWebhookDeliveryWithResponse Retry a delivery of a global webhook
 	//
-	// Admin only.
+	// As for a session's webhook. Admin only.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12162,8 +12182,10 @@ func (c *ClientWithResponses) GetWebhookWithResponse(ctx context.Context, sessio
 // UpdateWebhookWithBodyWithResponse Update a webhook
 //
 // Changes the URL, the events, the description or `enabled`; fields left out stay as they are.
-// Enabling a disabled endpoint clears its `disabled_reason`; deliveries that failed meanwhile can be
-// retried from the delivery log.
+// Enabling a disabled endpoint clears its `disabled_reason` and makes its paused deliveries due at once;
+// deliveries that failed meanwhile can be retried from the delivery log. Enabling it or a new `url` also
+// makes its deliveries waiting for a failing endpoint's next probe due at once, and any change ends that
+// wait: the next attempts are made at once.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12179,8 +12201,10 @@ func (c *ClientWithResponses) UpdateWebhookWithBodyWithResponse(ctx context.Cont
 // UpdateWebhookWithResponse Update a webhook
 //
 // Changes the URL, the events, the description or `enabled`; fields left out stay as they are.
-// Enabling a disabled endpoint clears its `disabled_reason`; deliveries that failed meanwhile can be
-// retried from the delivery log.
+// Enabling a disabled endpoint clears its `disabled_reason` and makes its paused deliveries due at once;
+// deliveries that failed meanwhile can be retried from the delivery log. Enabling it or a new `url` also
+// makes its deliveries waiting for a failing endpoint's next probe due at once, and any change ends that
+// wait: the next attempts are made at once.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12211,7 +12235,9 @@ func (c *ClientWithResponses) ListWebhookDeliveriesWithResponse(ctx context.Cont
 // RetryWebhookDeliveryWithResponse Retry a delivery
 //
 // Delivers the event again now, whatever the delivery's status (a succeeded one is sent once more; the
-// receiver de-duplicates by `webhook-id`). A failed delivery becomes `pending` again.
+// receiver de-duplicates by `webhook-id`). A failed delivery becomes `pending` again. It is attempted at
+// once even while the endpoint is failing and only probed; if it succeeds, the endpoint's waiting
+// deliveries follow at once.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12381,7 +12407,7 @@ func (c *ClientWithResponses) ListGlobalWebhookDeliveriesWithResponse(ctx contex
 
 // RetryGlobalWebhookDeliveryWithResponse Retry a delivery of a global webhook
 //
-// Admin only.
+// As for a session's webhook. Admin only.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -16,7 +16,9 @@ import (
 )
 
 // TestWebhookCrashNoEventLost runs the real binary with a webhook receiver
-// that is down: events pile up as failed deliveries, the server is killed
+// that is down: events pile up as deliveries that failed or wait for the
+// endpoint to recover (after a few failures only probes are made, and the
+// other deliveries are parked until the next one), the server is killed
 // with SIGKILL and started again on the same data while the receiver is
 // still down, more events follow, and once the receiver is back every event
 // of both sessions arrives, signed, with no gap in either session's
@@ -99,26 +101,48 @@ func TestWebhookCrashNoEventLost(t *testing.T) {
 			}
 		}
 	}
-	// attempted reports whether every delivery of both endpoints has had an
-	// attempt (and so holds no claim).
-	attempted := func(c *client.Client, hook string) bool {
+	// handled reports whether every delivery of an endpoint has been dealt
+	// with: attempted (and so waiting for its retry, no claim held) or,
+	// once the endpoint's circuit opened, parked until its next probe. In
+	// either case its next attempt was moved past its creation.
+	handled := func(c *client.Client, hook string) bool {
 		for _, d := range mustDeliveries(t, c, "me", hook) {
-			if len(d.Attempts) == 0 {
+			if len(d.Attempts) == 0 && (d.NextAttemptAt == nil || !d.NextAttemptAt.After(d.CreatedAt)) {
 				return false
 			}
 		}
 		return true
 	}
 
-	// Phase 1: the receiver is down; every delivery fails once and waits
-	// for its retry. Then SIGKILL.
+	// Phase 1: the receiver is down; the first deliveries fail, the rest
+	// wait for the endpoint to recover, each showing when it is tried next
+	// (its retry, or the next probe). Then SIGKILL.
 	send("before", 10)
-	testutil.Eventually(t, 30*time.Second, func() bool { return attempted(a.C, hookA.ID) && attempted(b.C, hookB.ID) },
-		"a first attempt at every delivery")
-	for _, d := range mustDeliveries(t, a.C, "me", hookA.ID) {
-		if d.Status != "pending" || d.Attempts[0].Error != "connection refused" || d.NextAttemptAt == nil {
-			t.Fatalf("delivery before the kill: %+v", d)
+	testutil.Eventually(t, 30*time.Second, func() bool { return handled(a.C, hookA.ID) && handled(b.C, hookB.ID) },
+		"every delivery attempted or waiting for the endpoint's next probe")
+	for _, h := range []struct {
+		c  *client.Client
+		id string
+	}{{a.C, hookA.ID}, {b.C, hookB.ID}} {
+		var attempts, waiting int
+		for _, d := range mustDeliveries(t, h.c, "me", h.id) {
+			if d.Status != "pending" || d.NextAttemptAt == nil {
+				t.Fatalf("delivery before the kill: %+v", d)
+			}
+			for _, at := range d.Attempts {
+				if at.Error != "connection refused" {
+					t.Fatalf("delivery before the kill: %+v", d)
+				}
+			}
+			attempts += len(d.Attempts)
+			if len(d.Attempts) == 0 {
+				waiting++
+			}
 		}
+		if attempts == 0 {
+			t.Fatalf("webhook %s: no attempt while the receiver was down", h.id)
+		}
+		t.Logf("webhook %s before the kill: %d attempts, %d deliveries waiting for the next probe", h.id, attempts, waiting)
 	}
 	p.kill()
 	hc.CloseIdleConnections()

@@ -19,6 +19,9 @@ import (
 // claimed_until (a lease: a worker that dies loses its claims when it
 // expires), POSTs them and records each attempt, which ends the claim.
 // A pending row with no next_attempt_at is paused: its webhook is disabled.
+// A row with a negative claimed_until (no claim) was retried by the user
+// (retry-now): it is claimed even while its endpoint's circuit is open, and
+// that resets the circuit (see ClaimOptions.Hold).
 
 // maxStoredAttempts bounds the attempt log of one delivery (the oldest are
 // dropped): the retry schedule makes about a dozen in three days.
@@ -95,8 +98,11 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID, status string, p wa
 }
 
 // RetryDelivery makes delivery id of webhook webhookID pending and due now,
-// whatever its status, and returns it. The webhook must be enabled
-// (CONFLICT otherwise). rem, when set, is remembered in the same transaction.
+// whatever its status, and returns it. Unless a worker holds it (its attempt
+// is under way), it is marked as retried by the user: it is claimed even if
+// its endpoint is held back as down (the user's retry resets that, on
+// whichever node holds it). The webhook must be enabled (CONFLICT
+// otherwise). rem, when set, is remembered in the same transaction.
 func (db *DB) RetryDelivery(ctx context.Context, webhookID, id string, rem *Remember) (*wabsync.Delivery, error) {
 	var out *wabsync.Delivery
 	err := db.Update(ctx, func(tx *Tx) error {
@@ -112,8 +118,10 @@ func (db *DB) RetryDelivery(ctx context.Context, webhookID, id string, rem *Reme
 			return wabsync.Errorf(wabsync.EConflict, "The webhook is disabled; enable it before retrying its deliveries.")
 		}
 		now := tx.db.Now()
-		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ? AND webhook_id = ?`,
-			micros(now), micros(now), id, webhookID)
+		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?,
+				claimed_until = CASE WHEN claimed_until > ? THEN claimed_until ELSE -1 END
+			WHERE id = ? AND webhook_id = ?`,
+			micros(now), micros(now), micros(now), id, webhookID)
 		if err != nil {
 			return err
 		}
@@ -196,6 +204,13 @@ type ClaimedDelivery struct {
 	Body []byte
 	// ClaimedUntil is when the claim lapses and another worker may take it.
 	ClaimedUntil time.Time
+	// WebhookUpdatedAt is when the webhook was last changed (enabled, its
+	// URL, ...), as the claim found it: a circuit opened by attempts made
+	// before a change does not hold back the webhook after it.
+	WebhookUpdatedAt time.Time
+	// Retried is set when the user asked for this attempt (retry-now): it
+	// was claimed even if its endpoint was held.
+	Retried bool
 }
 
 // ClaimOptions bound a claim.
@@ -216,11 +231,31 @@ type ClaimOptions struct {
 	// deliveries are not claimed but moved to that time (parked), in the
 	// claim's transaction, so that a down endpoint costs one write per claim
 	// rather than an attempt and a write per delivery, and its backlog does
-	// not stay in the due set every claim reads.
-	Hold map[string]time.Time
+	// not stay in the due set every claim reads. A hold ends, and the
+	// webhook's deliveries are claimed as usual, when the webhook was
+	// changed since the circuit opened (its updated_at is not the hold's:
+	// re-enabled, a new URL) — a delivery retried by the user is claimed
+	// whatever the hold. The worker learns it from the claimed deliveries
+	// (WebhookUpdatedAt, Retried) and resets its circuit.
+	Hold map[string]Hold
 	// MinPark: a claim that finds nothing to claim and fewer than this many
-	// deliveries to park writes nothing (a later claim parks them).
+	// deliveries to park writes nothing (a later claim parks them), unless
+	// one of them has been due for longer than ParkAfter.
 	MinPark int
+	// ParkAfter bounds how long a held delivery stays due, not parked (and
+	// its log shows a past next_attempt_at rather than the next probe);
+	// zero: MinPark alone decides.
+	ParkAfter time.Duration
+}
+
+// Hold is the circuit of a down endpoint, as a claim sees it.
+type Hold struct {
+	// Until is the next probe: due deliveries are parked until then.
+	Until time.Time
+	// WebhookUpdatedAt is the webhook's updated_at when the circuit's
+	// attempts were claimed; a webhook changed since is not held (zero: held
+	// whatever).
+	WebhookUpdatedAt time.Time
 }
 
 // Claim is what one claim took.
@@ -258,6 +293,8 @@ type dueSet struct {
 	claim  []any
 	park   map[time.Time][]any
 	parked int
+	// retried are the ids to claim that the user retried.
+	retried map[string]bool
 	// full is set when the read returned as many rows as it asked for.
 	full bool
 }
@@ -265,7 +302,8 @@ type dueSet struct {
 // findDue reads the due deliveries a claim at now takes or parks, through
 // query (the read pool, or the claim's transaction).
 func (db *DB) findDue(query func(q string, args ...any) (*sql.Rows, error), now time.Time, o ClaimOptions, lock string) (dueSet, error) {
-	q := `SELECT d.id, d.webhook_id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+	q := `SELECT d.id, d.webhook_id, d.next_attempt_at, d.claimed_until, w.updated_at
+		FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
 		WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND d.claimed_until <= ?
 			AND (w.enabled = 1 OR d.event_type = 'webhook.test')`
 	args := []any{micros(now), micros(now)}
@@ -276,7 +314,8 @@ func (db *DB) findDue(query func(q string, args ...any) (*sql.Rows, error), now 
 		}
 	}
 	if len(full) > 0 {
-		q += ` AND d.webhook_id NOT IN (?` + strings.Repeat(`, ?`, len(full)-1) + `)`
+		// A full webhook is left out, but for deliveries the user retried.
+		q += ` AND (d.claimed_until < 0 OR d.webhook_id NOT IN (?` + strings.Repeat(`, ?`, len(full)-1) + `))`
 		for _, id := range full {
 			args = append(args, id)
 		}
@@ -296,35 +335,48 @@ func (db *DB) findDue(query func(q string, args ...any) (*sql.Rows, error), now 
 	var s dueSet
 	n := 0
 	taken := map[string]int{}
+	oldestParked := int64(-1)
 	for rows.Next() {
 		var id, wh string
-		if err := rows.Scan(&id, &wh); err != nil {
+		var due, claimedUntil, updated int64
+		if err := rows.Scan(&id, &wh, &due, &claimedUntil, &updated); err != nil {
 			return dueSet{}, err
 		}
 		n++
-		if until, held := o.Hold[wh]; held {
+		retried := claimedUntil < 0
+		if h, held := o.Hold[wh]; held && !retried && (h.WebhookUpdatedAt.IsZero() || micros(h.WebhookUpdatedAt) == updated) {
 			if s.park == nil {
 				s.park = map[time.Time][]any{}
 			}
-			s.park[until] = append(s.park[until], id)
+			s.park[h.Until] = append(s.park[h.Until], id)
 			s.parked++
+			if oldestParked < 0 {
+				oldestParked = due // rows come oldest due first
+			}
 			continue
 		}
 		room, ok := o.Room[wh]
 		if !ok {
 			room = o.MaxPerWebhook
 		}
-		if taken[wh] >= room || len(s.claim) >= o.Limit {
+		if (taken[wh] >= room && !retried) || len(s.claim) >= o.Limit {
 			continue
 		}
 		taken[wh]++
 		s.claim = append(s.claim, id)
+		if retried {
+			if s.retried == nil {
+				s.retried = map[string]bool{}
+			}
+			s.retried[id] = true
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return dueSet{}, err
 	}
 	s.full = n >= scan
-	if len(s.claim) == 0 && s.parked < max(o.MinPark, 1) {
+	overdue := o.ParkAfter > 0 && oldestParked >= 0 && oldestParked <= micros(now.Add(-o.ParkAfter))
+	if len(s.claim) == 0 && s.parked < max(o.MinPark, 1) && !overdue {
 		s.park, s.parked = nil, 0
 	}
 	return s, nil
@@ -379,7 +431,7 @@ func (db *DB) ClaimDue(ctx context.Context, now time.Time, o ClaimOptions) (Clai
 			return err
 		}
 		rows, err := tx.Query(`SELECT d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, d.created_at,
-				w.url, w.secret, w.old_secret, w.old_secret_until, e.body
+				w.url, w.secret, w.old_secret, w.old_secret_until, w.updated_at, e.body
 			FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id
 			WHERE d.id IN `+in+` ORDER BY d.next_attempt_at`, ids...)
 		if err != nil {
@@ -388,13 +440,14 @@ func (db *DB) ClaimDue(ctx context.Context, now time.Time, o ClaimOptions) (Clai
 		defer rows.Close()
 		for rows.Next() {
 			c := &ClaimedDelivery{ClaimedUntil: until}
-			var created, oldUntil int64
+			var created, oldUntil, updated int64
 			var secret, old, body string
 			if err := rows.Scan(&c.ID, &c.WebhookID, &c.EventID, &c.EventType, &c.AttemptCount, &created,
-				&c.URL, &secret, &old, &oldUntil, &body); err != nil {
+				&c.URL, &secret, &old, &oldUntil, &updated, &body); err != nil {
 				return err
 			}
-			c.CreatedAt = fromMicros(created)
+			c.CreatedAt, c.WebhookUpdatedAt = fromMicros(created), fromMicros(updated)
+			c.Retried = s.retried[c.ID]
 			c.Secrets = secretsAt(secret, old, oldUntil, now)
 			c.Body = []byte(body)
 			out.Deliveries = append(out.Deliveries, c)

@@ -89,14 +89,14 @@ func TestDeliveries(t *testing.T) {
 		probe := now.Add(lease / 2) // before the claim of up's delivery lapses
 		// Fewer to park than MinPark and nothing to claim: no write.
 		c, err := db.ClaimDue(ctx, now, store.ClaimOptions{Limit: 100, Lease: lease,
-			Room: map[string]int{up.ID: 0}, Hold: map[string]time.Time{down.ID: probe}, MinPark: 10})
+			Room: map[string]int{up.ID: 0}, Hold: map[string]store.Hold{down.ID: {Until: probe, WebhookUpdatedAt: down.UpdatedAt}}, MinPark: 10})
 		if err != nil || len(c.Deliveries) != 0 || c.Parked != 0 {
 			t.Fatalf("claim %+v, %v", c, err)
 		}
 		// With room elsewhere the held webhook's due deliveries are parked
 		// in the same claim.
 		c, err = db.ClaimDue(ctx, now, store.ClaimOptions{Limit: 100, Lease: lease,
-			Hold: map[string]time.Time{down.ID: probe}, MinPark: 10})
+			Hold: map[string]store.Hold{down.ID: {Until: probe, WebhookUpdatedAt: down.UpdatedAt}}, MinPark: 10})
 		if err != nil || len(c.Deliveries) != 1 || c.Deliveries[0].WebhookID != up.ID || c.Parked != 5 || c.More {
 			t.Fatalf("claim %+v, %v", c, err)
 		}
@@ -124,6 +124,75 @@ func TestDeliveries(t *testing.T) {
 			t.Fatalf("claimed %d at the probe, want the 3 not handed back", len(got))
 		}
 		mustDrain(t, db, later.Add(lease))
+	})
+
+	t.Run("UserActionEndsHold", func(t *testing.T) {
+		s := MustSession(t, db)
+		down := MustWebhook(t, db, &s, "https://example.com/down", wabsync.EventMessageReceived)
+		for i := 0; i < 3; i++ {
+			mustEvent(t, db, s, wabsync.EventMessageReceived)
+		}
+		probe := now.Add(time.Hour)
+		hold := map[string]store.Hold{down.ID: {Until: probe, WebhookUpdatedAt: down.UpdatedAt}}
+		// Fewer than MinPark, but due for longer than ParkAfter: parked, so
+		// that the log shows the probe time.
+		c, err := db.ClaimDue(ctx, now.Add(2*time.Second), store.ClaimOptions{Limit: 100, Lease: lease, Hold: hold, MinPark: 10, ParkAfter: time.Second})
+		if err != nil || len(c.Deliveries) != 0 || c.Parked != 3 {
+			t.Fatalf("claim %+v, %v", c, err)
+		}
+		dls := mustDeliveries(t, db, down.ID)
+		// Retry-now: claimed at once despite the hold (and its room), marked.
+		if _, err := db.RetryDelivery(ctx, down.ID, dls[0].ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		c, err = db.ClaimDue(ctx, now, store.ClaimOptions{Limit: 100, Lease: lease, Hold: hold, Room: map[string]int{down.ID: 0}})
+		if err != nil || len(c.Deliveries) != 1 || c.Deliveries[0].ID != dls[0].ID || !c.Deliveries[0].Retried || c.Parked != 0 {
+			t.Fatalf("claim after retry-now %+v, %v", c, err)
+		}
+		if _, err := db.RecordAttempt(ctx, c.Deliveries[0], store.AttemptResult{Attempt: wabsync.DeliveryAttempt{At: now, Error: "HTTP 503"},
+			NextAttemptAt: now.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		// Its next claim is an ordinary one.
+		got, _ := db.ClaimDeliveries(ctx, now.Add(time.Minute), store.ClaimOptions{Limit: 100, Lease: lease})
+		if len(got) != 1 || got[0].Retried {
+			t.Fatalf("claimed %+v after the retried attempt", got)
+		}
+		if err := db.ReleaseClaims(ctx, []string{got[0].ID}); err != nil {
+			t.Fatal(err)
+		}
+		// A change to the webhook (here re-enabling it) ends the hold: its
+		// deliveries are claimed, with the new updated_at.
+		now = now.Add(time.Second)
+		for _, on := range []bool{false, true} {
+			if _, err := db.UpdateWebhook(ctx, &s, down.ID, store.WebhookPatch{Enabled: &on}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, err = db.ClaimDue(ctx, now, store.ClaimOptions{Limit: 100, Lease: lease, Hold: hold})
+		if err != nil || len(c.Deliveries) != 3 || c.Parked != 0 || !c.Deliveries[0].WebhookUpdatedAt.After(down.UpdatedAt) {
+			t.Fatalf("claim after re-enabling %+v, %v", c, err)
+		}
+		mustDrain(t, db, now.Add(lease))
+	})
+
+	t.Run("NewURLMakesWaitingDue", func(t *testing.T) {
+		s := MustSession(t, db)
+		w := MustWebhook(t, db, &s, "https://example.com/old", wabsync.EventMessageReceived)
+		mustEvent(t, db, s, wabsync.EventMessageReceived)
+		c := mustClaim(t, db, now, w.ID)
+		if _, err := db.RecordAttempt(ctx, c, store.AttemptResult{Attempt: wabsync.DeliveryAttempt{At: now, Error: "HTTP 503"},
+			NextAttemptAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		url := "https://example.com/new"
+		if _, err := db.UpdateWebhook(ctx, &s, w.ID, store.WebhookPatch{URL: &url}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := db.ClaimDeliveries(ctx, now, store.ClaimOptions{Limit: 100, Lease: lease}); len(got) != 1 || got[0].URL != url {
+			t.Fatalf("claimed %+v after the new URL", got)
+		}
+		mustDrain(t, db, now.Add(lease))
 	})
 
 	t.Run("RecordFailureThenSuccessReleases", func(t *testing.T) {
@@ -384,6 +453,16 @@ func TestDeliveries(t *testing.T) {
 
 // mustDrain marks everything due at now succeeded, so that subtests start
 // from an empty queue.
+// mustClaim claims the one due delivery of webhook id at now.
+func mustClaim(tb testing.TB, db *store.DB, now time.Time, id string) *store.ClaimedDelivery {
+	tb.Helper()
+	got, err := db.ClaimDeliveries(context.Background(), now, store.ClaimOptions{Limit: 100, Lease: time.Minute})
+	if err != nil || len(got) != 1 || got[0].WebhookID != id {
+		tb.Fatalf("claim: %+v, %v", got, err)
+	}
+	return got[0]
+}
+
 func mustDrain(tb testing.TB, db *store.DB, now time.Time) {
 	tb.Helper()
 	for {

@@ -157,7 +157,11 @@ type WebhookPatch struct {
 // UpdateWebhook applies patch to the webhook id in scope and returns it.
 // Disabling pauses its pending deliveries (they wait, with no next attempt
 // time); enabling clears disabled_reason and the failure record and makes
-// every paused delivery due at once.
+// every paused delivery due at once, and so does a new URL of an enabled
+// webhook (a new endpoint: its deliveries are not left waiting for the
+// retries or the probes of the old one). Any change moves updated_at, which
+// ends the hold a dispatcher's open circuit keeps on the webhook, on every
+// node (see store.Hold).
 func (db *DB) UpdateWebhook(ctx context.Context, scope *string, id string, patch WebhookPatch) (*wabsync.Webhook, error) {
 	var out *wabsync.Webhook
 	err := db.Update(ctx, func(tx *Tx) error {
@@ -166,7 +170,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, scope *string, id string, patch
 			return err
 		}
 		now := tx.db.Now()
-		wasEnabled := w.Enabled
+		wasEnabled, oldURL := w.Enabled, w.URL
 		if patch.URL != nil {
 			w.URL = *patch.URL
 		}
@@ -185,7 +189,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, scope *string, id string, patch
 		}
 		failing := ""
 		switch {
-		case w.Enabled && !wasEnabled:
+		case w.Enabled && (!wasEnabled || patch.URL != nil && *patch.URL != oldURL):
 			w.DisabledReason = ""
 			failing = `, failing_since = 0`
 			if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ?, updated_at = ? WHERE webhook_id = ? AND status = 'pending'`,

@@ -68,7 +68,10 @@ type Options struct {
 	// the store, until a probe succeeds — then they are all due at once. A
 	// down endpoint so costs one attempt and a write per probe, not per
 	// waiting delivery. A single failing delivery (a receiver that rejects
-	// one event) does not open it.
+	// one event) does not open it. The user's action ends the wait at once,
+	// on whichever node holds the circuit: a change to the webhook (enabling
+	// it, a new URL) resets it, and a delivery retried with retry-now is
+	// attempted at once, and resets it too.
 	OpenAfter int
 	// MaxResponse is how much of a response is read (default 64 KiB).
 	MaxResponse int64
@@ -190,8 +193,11 @@ func (d *Dispatcher) queueCap(ep *endpoint) int {
 
 // circuit is this node's view of an endpoint whose last attempts failed.
 type circuit struct {
-	fails   int       // attempts failed in a row
-	since   time.Time // the first of them
+	fails int       // attempts failed in a row
+	since time.Time // the first of them
+	// updated is the webhook's updated_at when the failed attempts were
+	// claimed: a change since (re-enabled, a new URL) resets the circuit.
+	updated time.Time
 	open    bool      // OpenAfter failed in a row: only probes are attempted
 	probeAt time.Time // when open: the next probe
 	probe   string    // when open: the delivery being probed ("" none)
@@ -385,7 +391,7 @@ func (d *Dispatcher) claim(ctx context.Context) (int, bool, error) {
 			limit = max(limit, min(free, room[id]))
 		}
 	}
-	var hold map[string]time.Time
+	var hold map[string]store.Hold
 	for id, cb := range d.circuits {
 		switch {
 		case cb.open && cb.probe == "" && now.Sub(cb.probeAt) > 24*time.Hour:
@@ -397,9 +403,9 @@ func (d *Dispatcher) claim(ctx context.Context) (int, bool, error) {
 			room[id] = 0 // its probe is out
 		case now.Before(cb.probeAt):
 			if hold == nil {
-				hold = map[string]time.Time{}
+				hold = map[string]store.Hold{}
 			}
-			hold[id] = cb.probeAt
+			hold[id] = store.Hold{Until: cb.probeAt, WebhookUpdatedAt: cb.updated}
 		default:
 			// One probe, once the attempts still out are done.
 			room[id] = 0
@@ -417,6 +423,9 @@ func (d *Dispatcher) claim(ctx context.Context) (int, bool, error) {
 		Room:          room,
 		Hold:          hold,
 		MinPark:       max(1, d.o.BatchSize/4),
+		// A waiting delivery shows the next probe as its next attempt
+		// within a poll.
+		ParkAfter: d.o.PollInterval,
 	})
 	if err != nil || len(claim.Deliveries) == 0 {
 		return 0, claim.More, err
@@ -424,6 +433,15 @@ func (d *Dispatcher) claim(ctx context.Context) (int, bool, error) {
 	d.mu.Lock()
 	park := map[time.Time][]string{}
 	for _, c := range claim.Deliveries {
+		if cb := d.circuits[c.WebhookID]; cb != nil && (c.Retried || c.WebhookUpdatedAt.After(cb.updated)) {
+			// The user retried a delivery or changed the webhook (enabled
+			// it, a new URL): their action wins over the circuit.
+			delete(d.circuits, c.WebhookID)
+			if cb.open {
+				d.o.Logger.Info("webhook: circuit reset by the user; deliveries are attempted again",
+					"webhook_id", c.WebhookID, "retried", c.Retried)
+			}
+		}
 		if cb := d.circuits[c.WebhookID]; cb != nil && cb.open {
 			if cb.probe != "" || now.Before(cb.probeAt) {
 				// The circuit opened while this claim ran.
@@ -586,15 +604,24 @@ func (d *Dispatcher) trip(ep *endpoint, c *store.ClaimedDelivery, r store.Attemp
 		}
 		return closed, nil, time.Time{}
 	}
-	if cb == nil {
-		cb = &circuit{since: r.Attempt.At}
-		d.circuits[ep.id] = cb
-	}
-	cb.fails++
-	wasProbe := cb.open && cb.probe == c.ID
+	wasProbe := cb != nil && cb.open && cb.probe == c.ID
 	if wasProbe {
 		cb.probe = ""
 	}
+	if cb != nil && c.WebhookUpdatedAt.Before(cb.updated) && !wasProbe {
+		// An attempt at the webhook as it was before a change: it says
+		// nothing of the endpoint now.
+		return false, nil, time.Time{}
+	}
+	if cb != nil && c.WebhookUpdatedAt.After(cb.updated) {
+		// The webhook changed since the circuit's failures: start again.
+		cb = nil
+	}
+	if cb == nil {
+		cb = &circuit{since: r.Attempt.At, updated: c.WebhookUpdatedAt}
+		d.circuits[ep.id] = cb
+	}
+	cb.fails++
 	if !wasProbe && (cb.open || cb.fails < d.o.OpenAfter) {
 		return false, nil, time.Time{}
 	}
