@@ -35,7 +35,15 @@ func newMetrics(db *store.DB) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route"}),
 	}
-	reg.MustRegister(m.requests, m.latency,
+	batches := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "wabsync_db_write_batches_total",
+		Help: "Transactions committed by the group-commit writer.",
+	}, func() float64 { return float64(db.WriterStats().Batches) })
+	changes := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "wabsync_db_write_changes_total",
+		Help: "Changes committed by the group-commit writer (changes / batches = mean batch size).",
+	}, func() float64 { return float64(db.WriterStats().Changes) })
+	reg.MustRegister(m.requests, m.latency, batches, changes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.SQL(), db.Dialect()))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})

@@ -194,31 +194,49 @@ func (db *DB) GetMessageAny(ctx context.Context, id string) (*wabsync.Message, e
 // FindByWAID returns a session's message with WhatsApp id waID (either
 // direction), or nil.
 func (db *DB) FindByWAID(ctx context.Context, sessionID, waID string) (*wabsync.Message, error) {
-	var body string
-	err := db.queryRow(ctx, (`SELECT body FROM messages WHERE session_id = ? AND wa_id = ? ORDER BY id LIMIT 1`), sessionID, waID).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
+	rows, err := db.query(ctx, `SELECT id, body FROM messages WHERE session_id = ? AND wa_id = ?`, sessionID, waID)
 	if err != nil {
 		return nil, err
 	}
-	return decodeStored(body)
+	return firstByID(rows)
 }
 
+// findByWAID returns the session's message with WhatsApp id waID (of the
+// given direction, if not empty), the oldest if several chats have one.
 func (tx *Tx) findByWAID(sessionID, waID string, direction string) (*wabsync.Message, error) {
-	q := `SELECT body FROM messages WHERE session_id = ? AND wa_id = ?`
+	q := `SELECT id, body FROM messages WHERE session_id = ? AND wa_id = ?`
 	args := []any{sessionID, waID}
 	if direction != "" {
 		q += ` AND direction = ?`
 		args = append(args, direction)
 	}
-	var body string
-	err := tx.QueryRow(q+` ORDER BY id LIMIT 1`+tx.db.forUpdate(), args...).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
+	rows, err := tx.Query(q+tx.db.forUpdate(), args...)
 	if err != nil {
 		return nil, err
+	}
+	return firstByID(rows)
+}
+
+// firstByID decodes the row with the smallest id of (id, body) rows, or
+// returns nil. (Sorting in SQL would make SQLite's planner walk the
+// session's messages in id order instead of using the WhatsApp id index.)
+func firstByID(rows *sql.Rows) (*wabsync.Message, error) {
+	defer rows.Close()
+	var first, body string
+	for rows.Next() {
+		var id, b string
+		if err := rows.Scan(&id, &b); err != nil {
+			return nil, err
+		}
+		if first == "" || id < first {
+			first, body = id, b
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if first == "" {
+		return nil, nil
 	}
 	return decodeStored(body)
 }

@@ -1,6 +1,11 @@
 package store
 
-import "testing"
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 func TestWritesSessions(t *testing.T) {
 	for q, want := range map[string]bool{
@@ -19,6 +24,43 @@ func TestWritesSessions(t *testing.T) {
 	} {
 		if got := writesSessions(q); got != want {
 			t.Errorf("writesSessions(%q) = %v, want %v", q, got, want)
+		}
+	}
+}
+
+// TestWAIDLookupUsesIndex: finding a message by WhatsApp id is an index
+// search, never a walk over the session's messages (which is what SQLite's
+// planner chose when the query sorted by id).
+func TestWAIDLookupUsesIndex(t *testing.T) {
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "plan.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`SELECT id, body FROM messages WHERE session_id = ? AND wa_id = ?`,
+		`SELECT id, body FROM messages WHERE session_id = ? AND wa_id = ? AND direction = ?`,
+	} {
+		rows, err := db.read.Query(`EXPLAIN QUERY PLAN `+q, "s", "w", "in")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		joined := strings.Join(plan, "; ")
+		if !strings.Contains(joined, "USING INDEX messages_wa_id (session_id=? AND wa_id=?") {
+			t.Errorf("%s\nplan: %s", q, joined)
 		}
 	}
 }

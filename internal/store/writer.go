@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -184,6 +185,10 @@ type job struct {
 // batch is rolled back and its changes are run again one transaction each,
 // so a failing change never takes others down with it.
 type writer struct {
+	// batches and changes count committed transactions and the changes in
+	// them (their ratio is the group-commit batch size).
+	batches, changes atomic.Uint64
+
 	db      *DB
 	stmts   *writeStmts // SQLite only; used by the writer goroutine alone
 	ch      chan *job
@@ -346,7 +351,22 @@ func (w *writer) runTx(batch []*job) (err error) {
 	}
 	// Whether or not the commit reports success, the rows may have changed.
 	defer w.db.committed(txs...)
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	w.batches.Add(1)
+	w.changes.Add(uint64(len(txs)))
+	return nil
+}
+
+// WriterStats are the group-commit writer's counters.
+type WriterStats struct {
+	Batches, Changes uint64 // committed transactions, and the changes in them
+}
+
+// WriterStats returns the writer's counters.
+func (db *DB) WriterStats() WriterStats {
+	return WriterStats{Batches: db.writer.batches.Load(), Changes: db.writer.changes.Load()}
 }
 
 func isRetryable(err error) bool {
