@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/wabsync/wabsync"
@@ -281,20 +280,16 @@ func (db *DB) AcquireFree(ctx context.Context, nodeID string, ttl time.Duration,
 func (tx *Tx) acquireFree(ids []string, nodeID string, ttl time.Duration, steal bool) ([]Lease, error) {
 	now := tx.db.Now()
 	exp := now.Add(ttl)
-	var vals strings.Builder
-	args := make([]any, 0, 4*len(ids)+3)
+	cand := make([][]any, len(ids))
 	for i, id := range ids {
-		if i > 0 {
-			vals.WriteByte(',')
-		}
-		vals.WriteString("(?, ?, 1, CAST(? AS BIGINT), CAST(? AS BIGINT))")
-		args = append(args, id, nodeID, micros(exp), micros(now))
+		cand[i] = []any{id, nodeID, micros(exp), micros(now)}
 	}
+	vals, args := valuesList("(?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))", cand)
 	args = append(args, micros(now), b2i(steal))
 	// Sessions deleted since they were read fail the foreign key: they are
 	// left out by joining on sessions (INSERT … SELECT).
 	rows, err := tx.Query(`INSERT INTO session_leases (session_id, node_id, token, expires_at, acquired_at)
-		SELECT v.column1, v.column2, v.column3, v.column4, v.column5 FROM (VALUES `+vals.String()+`) v
+		SELECT DISTINCT v.column1, v.column2, 1, v.column3, v.column4 FROM (VALUES `+vals+`) v
 		JOIN sessions s ON s.id = v.column1 WHERE true
 		ON CONFLICT (session_id) DO UPDATE SET node_id = excluded.node_id, token = session_leases.token + 1,
 			expires_at = excluded.expires_at, acquired_at = excluded.acquired_at
@@ -321,21 +316,19 @@ func (tx *Tx) acquireFree(ids []string, nodeID string, ttl time.Duration, steal 
 	for i, l := range out {
 		taken[i] = l.SessionID
 	}
+	in, inArgs := inList(taken)
 	// Close this node's earlier log entries of these sessions (a re-acquire).
-	if _, err := tx.Exec(`UPDATE lease_log`+tx.db.logBySession()+` SET released_at = ? WHERE node_id = ? AND released_at IS NULL AND session_id IN (`+
-		placeholders(len(taken))+`)`, append([]any{micros(now), nodeID}, taken...)...); err != nil {
+	if _, err := tx.Exec(`UPDATE lease_log`+tx.db.logBySession()+` SET released_at = ? WHERE node_id = ? AND released_at IS NULL AND session_id IN (`+in+`)`,
+		append([]any{micros(now), nodeID}, inArgs...)...); err != nil {
 		return nil, err
 	}
-	vals.Reset()
-	args = args[:0]
+	entries := make([][]any, len(out))
 	for i, l := range out {
-		if i > 0 {
-			vals.WriteByte(',')
-		}
-		vals.WriteString("(?, ?, ?, ?, ?, ?)")
-		args = append(args, wabsync.NewID("lease"), l.SessionID, nodeID, l.Token, micros(now), micros(now))
+		entries[i] = []any{wabsync.NewID("lease"), l.SessionID, nodeID, l.Token, micros(now), micros(now)}
 	}
-	if _, err := tx.Exec(`INSERT INTO lease_log (id, session_id, node_id, token, acquired_at, renewed_at) VALUES `+vals.String(), args...); err != nil {
+	vals, args = valuesList("(?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))", entries)
+	if _, err := tx.Exec(`INSERT INTO lease_log (id, session_id, node_id, token, acquired_at, renewed_at)
+		SELECT DISTINCT column1, column2, column3, column4, column5, column6 FROM (VALUES `+vals+`) AS v`, args...); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -44,13 +44,15 @@ func (db *DB) SetStatuses(ctx context.Context, leases []Lease, st wabsync.Sessio
 	sort.Slice(ls, func(i, j int) bool { return ls[i].SessionID < ls[j].SessionID })
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	// The chunks are queued together: the group-commit writer may put
-	// several into one transaction.
+	// A few chunks are queued at a time: the group-commit writer may put
+	// them into one transaction, and what they hold stays bounded.
+	sem := make(chan struct{}, 4)
 	for start := 0; start < len(ls); start += bulkChunk {
 		chunk := ls[start:min(start+bulkChunk, len(ls))]
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
-			defer wg.Done()
+			defer func() { <-sem; wg.Done() }()
 			var w, r []*wabsync.Session
 			e := db.Update(ctx, func(tx *Tx) error {
 				var err error
@@ -73,8 +75,52 @@ func (db *DB) SetStatuses(ctx context.Context, leases []Lease, st wabsync.Sessio
 	return written, refused, err
 }
 
+// A bulk statement's text depends on how many rows it carries, and the
+// SQLite writer prepares (and keeps) each text it meets: the lists are
+// padded to one of a few lengths, so that each statement has few texts.
+var padSizes = [...]int{1, 8, 64, 512}
+
+func padLen(n int) int {
+	for _, s := range padSizes {
+		if n <= s {
+			return s
+		}
+	}
+	return n
+}
+
 func placeholders(n int) string {
 	return "?" + strings.Repeat(",?", n-1)
+}
+
+// inList returns the placeholders of an IN list of ids and its arguments,
+// padded by repeating the last id (which changes nothing in an IN list).
+func inList(ids []any) (string, []any) {
+	n := padLen(len(ids))
+	args := make([]any, n)
+	copy(args, ids)
+	for i := len(ids); i < n; i++ {
+		args[i] = ids[len(ids)-1]
+	}
+	return placeholders(n), args
+}
+
+// valuesList returns a VALUES list of rows, each written as row (its
+// placeholders), and their arguments, padded by repeating the last row: the
+// statement must not mind identical rows (it selects DISTINCT from them, or
+// is an UPDATE … FROM, which uses one of identical matches).
+func valuesList(row string, rows [][]any) (string, []any) {
+	n := padLen(len(rows))
+	var b strings.Builder
+	args := make([]any, 0, n*len(rows[0]))
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+		args = append(args, rows[min(i, len(rows)-1)]...)
+	}
+	return b.String(), args
 }
 
 // seqScanner scans a session row followed by its event_seq.
@@ -91,12 +137,12 @@ func (s seqScanner) Scan(dest ...any) error { return s.rows.Scan(append(dest, s.
 // commits before this transaction (FOR UPDATE when they are to be deleted).
 func (tx *Tx) fencedIDs(leases []Lease, forDelete bool) ([]any, error) {
 	want := make(map[string]int64, len(leases))
-	args := make([]any, 0, len(leases)+1)
-	args = append(args, leases[0].NodeID)
+	all := make([]any, 0, len(leases))
 	for _, l := range leases {
 		want[l.SessionID] = l.Token
-		args = append(args, l.SessionID)
+		all = append(all, l.SessionID)
 	}
+	in, args := inList(all)
 	lock := ""
 	if tx.db.dialect == Postgres {
 		lock = " FOR SHARE"
@@ -104,8 +150,8 @@ func (tx *Tx) fencedIDs(leases []Lease, forDelete bool) ([]any, error) {
 			lock = " FOR UPDATE"
 		}
 	}
-	rows, err := tx.Query(`SELECT session_id, token FROM session_leases WHERE node_id = ? AND session_id IN (`+
-		placeholders(len(leases))+`) ORDER BY session_id`+lock, args...)
+	rows, err := tx.Query(`SELECT session_id, token FROM session_leases WHERE node_id = ? AND session_id IN (`+in+`) ORDER BY session_id`+lock,
+		append([]any{leases[0].NodeID}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +180,8 @@ func (tx *Tx) setStatuses(leases []Lease, st wabsync.SessionStatus, reason strin
 	if err != nil || len(ids) == 0 {
 		return nil, nil, err
 	}
-	in := placeholders(len(ids))
-	rows, err := tx.Query(`SELECT `+sessionCols+`, event_seq FROM sessions WHERE id IN (`+in+`) ORDER BY id`+tx.db.forUpdate(), ids...)
+	in, inArgs := inList(ids)
+	rows, err := tx.Query(`SELECT `+sessionCols+`, event_seq FROM sessions WHERE id IN (`+in+`) ORDER BY id`+tx.db.forUpdate(), inArgs...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -196,8 +242,8 @@ func (tx *Tx) setStatuses(leases []Lease, st wabsync.SessionStatus, reason strin
 		if len(group.ids) == 0 {
 			continue
 		}
-		a := append([]any{string(st), reason, micros(now)}, group.ids...)
-		if _, err := tx.Exec(set+group.bump+` WHERE id IN (`+placeholders(len(group.ids))+`)`, a...); err != nil {
+		gin, gargs := inList(group.ids)
+		if _, err := tx.Exec(set+group.bump+` WHERE id IN (`+gin+`)`, append([]any{string(st), reason, micros(now)}, gargs...)...); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -219,11 +265,11 @@ func (tx *Tx) setStatuses(leases []Lease, st wabsync.SessionStatus, reason strin
 	if o.Release {
 		// By session id alone: the rows were checked (and, on PostgreSQL,
 		// locked) above; with node_id SQLite would scan the node's index.
-		if _, err := tx.Exec(`DELETE FROM session_leases WHERE session_id IN (`+in+`)`, ids...); err != nil {
+		if _, err := tx.Exec(`DELETE FROM session_leases WHERE session_id IN (`+in+`)`, inArgs...); err != nil {
 			return nil, nil, err
 		}
 		if _, err := tx.Exec(`UPDATE lease_log`+tx.db.logBySession()+` SET released_at = ? WHERE node_id = ? AND released_at IS NULL AND session_id IN (`+in+`)`,
-			append([]any{micros(now), node}, ids...)...); err != nil {
+			append([]any{micros(now), node}, inArgs...)...); err != nil {
 			return nil, nil, err
 		}
 		if err := tx.Notify(ChanLeases, node); err != nil {
@@ -240,22 +286,19 @@ func (tx *Tx) insertEvents(evs []*wabsync.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	var vals strings.Builder
-	args := make([]any, 0, 6*len(evs))
+	rows := make([][]any, 0, len(evs))
 	sessions := make([]any, 0, len(evs))
-	for i, ev := range evs {
+	for _, ev := range evs {
 		body, err := json.Marshal(ev)
 		if err != nil {
 			return err
 		}
-		if i > 0 {
-			vals.WriteByte(',')
-		}
-		vals.WriteString("(?, ?, ?, ?, ?, ?)")
-		args = append(args, ev.ID, *ev.SessionID, ev.Sequence, ev.Type, string(body), micros(ev.CreatedAt))
+		rows = append(rows, []any{ev.ID, *ev.SessionID, ev.Sequence, ev.Type, string(body), micros(ev.CreatedAt)})
 		sessions = append(sessions, *ev.SessionID)
 	}
-	if _, err := tx.Exec(`INSERT INTO events (id, session_id, seq, type, body, created_at) VALUES `+vals.String(), args...); err != nil {
+	vals, args := valuesList("(?, ?, CAST(? AS BIGINT), ?, ?, CAST(? AS BIGINT))", rows)
+	if _, err := tx.Exec(`INSERT INTO events (id, session_id, seq, type, body, created_at)
+		SELECT DISTINCT column1, column2, column3, column4, column5, column6 FROM (VALUES `+vals+`) AS v`, args...); err != nil {
 		return err
 	}
 	if err := tx.addDeliveriesBulk(evs, sessions); err != nil {
@@ -292,8 +335,8 @@ func (tx *Tx) insertEvents(evs []*wabsync.Event) error {
 // addDeliveriesBulk is addDeliveries for many events of the given sessions:
 // the webhooks are read once.
 func (tx *Tx) addDeliveriesBulk(evs []*wabsync.Event, sessions []any) error {
-	rows, err := tx.Query(`SELECT id, session_id, events FROM webhooks WHERE enabled = 1 AND (session_id IS NULL OR session_id IN (`+
-		placeholders(len(sessions))+`))`, sessions...)
+	in, args := inList(sessions)
+	rows, err := tx.Query(`SELECT id, session_id, events FROM webhooks WHERE enabled = 1 AND (session_id IS NULL OR session_id IN (`+in+`))`, args...)
 	if err != nil {
 		return err
 	}
@@ -314,15 +357,15 @@ func (tx *Tx) addDeliveriesBulk(evs []*wabsync.Event, sessions []any) error {
 	if err := rows.Err(); err != nil || len(hooks) == 0 {
 		return err
 	}
-	var vals strings.Builder
-	var args []any
+	var batch [][]any
 	flush := func() error {
-		if len(args) == 0 {
+		if len(batch) == 0 {
 			return nil
 		}
-		_, err := tx.Exec(`INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, next_attempt_at, created_at, updated_at) VALUES `+vals.String(), args...)
-		vals.Reset()
-		args = args[:0]
+		vals, args := valuesList("(?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))", batch)
+		batch = batch[:0]
+		_, err := tx.Exec(`INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, next_attempt_at, created_at, updated_at)
+			SELECT DISTINCT column1, column2, column3, column4, 'pending', column5, column6, column7 FROM (VALUES `+vals+`) AS v`, args...)
 		return err
 	}
 	for _, ev := range evs {
@@ -331,13 +374,8 @@ func (tx *Tx) addDeliveriesBulk(evs []*wabsync.Event, sessions []any) error {
 			if h.session.Valid && h.session.String != *ev.SessionID || !eventsMatch(h.events, ev.Type) {
 				continue
 			}
-			if len(args) > 0 {
-				vals.WriteByte(',')
-			}
-			vals.WriteString("(?, ?, ?, ?, 'pending', ?, ?, ?)")
-			args = append(args, wabsync.NewID("dlv"), h.id, ev.ID, ev.Type, now, now, now)
-			// Within SQLite's 32,766 parameters per statement.
-			if len(args) >= 7*bulkChunk {
+			batch = append(batch, []any{wabsync.NewID("dlv"), h.id, ev.ID, ev.Type, now, now, now})
+			if len(batch) == bulkChunk {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -401,14 +439,14 @@ func (tx *Tx) setStatusEach(items []StatusItem) ([]error, error) {
 	if err != nil || len(ids) == 0 {
 		return errs, err
 	}
+	in, inArgs := inList(ids)
 	rows, err := tx.Query(`SELECT id, status, status_reason, phone, push_name, event_seq, connected_at FROM sessions WHERE id IN (`+
-		placeholders(len(ids))+`) ORDER BY id`+tx.db.forUpdate(), ids...)
+		in+`) ORDER BY id`+tx.db.forUpdate(), inArgs...)
 	if err != nil {
 		return nil, err
 	}
 	now := tx.db.Now()
-	var vals strings.Builder
-	var args []any
+	var set [][]any
 	var evs []*wabsync.Event
 	for rows.Next() {
 		var id, status, reason, phone, push string
@@ -441,28 +479,25 @@ func (tx *Tx) setStatusEach(items []StatusItem) ([]error, error) {
 			evs = append(evs, &wabsync.Event{ID: wabsync.NewID("evt"), Type: wabsync.EventSessionStatus, SessionID: &items[i].Lease.SessionID,
 				Sequence: seq, CreatedAt: now, Data: raw})
 		}
-		if len(args) > 0 {
-			vals.WriteByte(',')
-		}
-		vals.WriteString("(?, ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))")
 		var c any
 		if connected.Valid {
 			c = connected.Int64
 		}
-		args = append(args, id, string(it.Status), it.Reason, phone, push, c, seq)
+		set = append(set, []any{id, string(it.Status), it.Reason, phone, push, c, seq})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(args) == 0 {
+	if len(set) == 0 {
 		return errs, nil
 	}
+	vals, args := valuesList("(?, ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))", set)
 	// status is never scan_qr here: the QR code goes, as ModifySession
 	// clears it when a session leaves scan_qr (it is empty otherwise).
 	if _, err := tx.Exec(`UPDATE sessions SET status = v.column2, status_reason = v.column3, phone = v.column4, push_name = v.column5,
 		connected_at = v.column6, event_seq = v.column7, updated_at = ?, qr = '', qr_expires_at = 0
-		FROM (VALUES `+vals.String()+`) AS v WHERE sessions.id = v.column1`, append([]any{micros(now)}, args...)...); err != nil {
+		FROM (VALUES `+vals+`) AS v WHERE sessions.id = v.column1`, append([]any{micros(now)}, args...)...); err != nil {
 		return nil, err
 	}
 	if err := tx.insertEvents(evs); err != nil {
