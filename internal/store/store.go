@@ -50,6 +50,8 @@ type DB struct {
 	hooks *hookCache
 	// seqs keeps sequence counters for the writer (SQLite only).
 	seqs *seqCache
+	// checkpoints runs SQLite's WAL checkpoints off the write path.
+	checkpoints *checkpointer
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -80,6 +82,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	db := &DB{url: rawURL, dataDir: opts.DataDir, logger: logger, Now: func() time.Time { return time.Now().UTC() }}
+	var checkpointDSN string
 	switch {
 	case rawURL == "" || strings.HasPrefix(rawURL, "sqlite:") || strings.HasPrefix(rawURL, "file:") || !strings.Contains(rawURL, "://"):
 		path, err := sqlitePath(rawURL, opts.DataDir)
@@ -91,7 +94,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		}
 		db.dialect = SQLite
 		pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"
-		w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
+		w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate"+fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", checkpointBackstop))
 		if err != nil {
 			return nil, err
 		}
@@ -118,6 +121,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		db.sessions = &sessionCache{}
 		db.hooks = &hookCache{}
 		db.seqs = &seqCache{m: map[string]*seqs{}}
+		checkpointDSN = "file:" + path + "?" + pragmas
 	case strings.HasPrefix(rawURL, "postgres://") || strings.HasPrefix(rawURL, "postgresql://"):
 		db.dialect = Postgres
 		p, err := sql.Open("pgx", rawURL)
@@ -138,6 +142,14 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("unsupported database URL scheme (want sqlite:// or postgres://)")
 	}
 	db.writer = newWriter(db)
+	if checkpointDSN != "" {
+		cp, err := startCheckpointer(db, checkpointDSN)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		db.checkpoints = cp
+	}
 	return db, nil
 }
 
@@ -193,6 +205,9 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close stops the writer and closes the connections.
 func (db *DB) Close() error {
 	db.writer.close()
+	if db.checkpoints != nil {
+		db.checkpoints.close()
+	}
 	if db.readStmts != nil {
 		db.readStmts.close()
 	}
