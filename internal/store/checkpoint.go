@@ -19,6 +19,7 @@ type checkpointer struct {
 	conn    *sql.DB
 	db      *DB
 	stop    chan struct{}
+	once    sync.Once
 	done    sync.WaitGroup
 	every   time.Duration
 	lastRun uint64 // writer batches at the last checkpoint
@@ -66,10 +67,12 @@ func (c *checkpointer) run() {
 	}
 }
 
-// close stops the checkpointer; a last checkpoint is left to SQLite's close
-// of the writer connection.
+// close stops the checkpointer (more calls do nothing); a last checkpoint
+// is left to SQLite's close of the writer connection.
 func (c *checkpointer) close() {
-	close(c.stop)
-	c.done.Wait()
-	c.conn.Close()
+	c.once.Do(func() {
+		close(c.stop)
+		c.done.Wait()
+		c.conn.Close()
+	})
 }

@@ -151,3 +151,13 @@ func TestCancelledChangesAreLeftOut(t *testing.T) {
 		t.Fatalf("%d events written; want the 50 not cancelled", len(evs))
 	}
 }
+
+// TestCloseTwice: closing a database again does nothing (shutdown paths may
+// close it twice).
+func TestCloseTwice(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+}
