@@ -487,7 +487,7 @@ func (m *Manager) Close(ctx context.Context) {
 		m.stopLoop()
 		<-m.loopDone
 	}
-	// Count this node out first, so that the others, woken by each release
+	// Count this node out first, so that the others, woken by the releases
 	// below, take its sessions over at once.
 	if err := m.db.StopNode(ctx, m.opts.NodeID); err != nil {
 		m.logger.Warn("marking the node stopped", "err", err)
