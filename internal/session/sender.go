@@ -223,11 +223,17 @@ func (m *Manager) sendBatches(ctx context.Context, r *runner, bs wabsync.BatchSe
 	return done, false
 }
 
+// outboxBatch is how many queued messages are taken at a time. Marking them
+// sending, and recording a paced chunk of them sent, are each one change of
+// the store, which every other write waits behind while it runs: a few dozen
+// keep it to a few milliseconds.
+const outboxBatch = 32
+
 // sendQueued sends what the session has queued, in order. It returns how
 // many messages it handled, and whether to retry later (a transient error).
 func (m *Manager) sendQueued(r *runner) (int, bool) {
 	ctx := r.fenced(context.Background())
-	batch, err := m.db.Outbox(ctx, r.id, 500)
+	batch, err := m.db.Outbox(ctx, r.id, outboxBatch)
 	if err != nil {
 		m.logger.Error("reading the outbox", "session_id", r.id, "err", err)
 		return 0, true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wabsync/wabsync"
 	"github.com/wabsync/wabsync/internal/store"
@@ -160,4 +161,56 @@ func TestCloseTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = db.Close()
+}
+
+// TestLongChangeEndsItsBatch: changes queued behind a change that took
+// longer than a batch's time go in the next transaction — all of them, once.
+func TestLongChangeEndsItsBatch(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	ctx := context.Background()
+	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusStopped}
+	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
+		t.Fatal(err)
+	}
+	event := func(i int, before func()) {
+		if err := db.Update(ctx, func(tx *store.Tx) error {
+			if before != nil {
+				before()
+			}
+			_, err := tx.AddEvent(&s.ID, wabsync.EventWebhookTest, map[string]int{"i": i})
+			return err
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	// A gate holds the writer while a long change and many short ones
+	// queue up behind it, in that order.
+	release, started := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); event(-2, func() { close(started); <-release }) }()
+	<-started
+	before := db.WriterStats()
+	go func() { defer wg.Done(); event(-1, func() { time.Sleep(20 * time.Millisecond) }) }()
+	time.Sleep(20 * time.Millisecond)
+	const n = 50
+	for i := range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); event(i, nil) }()
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	after := db.WriterStats()
+	if got := after.Changes - before.Changes; got != n+2 {
+		t.Fatalf("%d changes committed, want %d", got, n+2)
+	}
+	// gate; long; the rest — not gate; long and the rest together.
+	if b := after.Batches - before.Batches; b < 3 {
+		t.Fatalf("the changes queued behind a long one went in its transaction (%d batches)", b)
+	}
+	evs, err := db.ListEvents(ctx, s.ID, 0, 1000)
+	if err != nil || len(evs) != n+2 {
+		t.Fatalf("%d events (%v), want %d", len(evs), err, n+2)
+	}
 }

@@ -115,8 +115,7 @@ func (c *writeStmts) prepare() {
 	for q := range c.want {
 		delete(c.want, q)
 		if len(c.m) >= maxCachedStmts {
-			c.m[q] = nil
-			continue
+			continue // full: runs as text (the map must not grow with every new text)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		st, err := c.pool.PrepareContext(ctx, q)
@@ -260,17 +259,24 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 func (w *writer) run() {
 	defer w.wg.Done()
 	batch := make([]*job, 0, maxBatch)
+	closed := false
 	for {
-		j, ok := <-w.ch
-		if !ok {
-			return
+		if len(batch) == 0 {
+			if closed {
+				return
+			}
+			j, ok := <-w.ch
+			if !ok {
+				return
+			}
+			batch = append(batch, j)
 		}
-		batch = append(batch[:0], j)
 	drain:
-		for len(batch) < maxBatch {
+		for !closed && len(batch) < maxBatch {
 			select {
 			case j, ok := <-w.ch:
 				if !ok {
+					closed = true
 					break drain
 				}
 				batch = append(batch, j)
@@ -278,26 +284,37 @@ func (w *writer) run() {
 				break drain
 			}
 		}
-		w.commit(batch)
+		n := w.commit(batch)
+		// What did not fit in the transaction's time goes first in the next.
+		batch = append(batch[:0], batch[n:]...)
 		if w.stmts != nil && len(w.stmts.want) > 0 {
 			w.stmts.prepare()
 		}
 	}
 }
 
-func (w *writer) commit(batch []*job) {
+// maxBatchWork bounds the time a batch's changes may take before it commits
+// (the rest wait for the next transaction): one large change in a batch,
+// such as a session storing a few hundred received messages, must not hold
+// every request behind it for tens of milliseconds.
+const maxBatchWork = 3 * time.Millisecond
+
+// commit runs a batch, or as much of it as fits in maxBatchWork, and tells
+// each change's caller the outcome. It returns how many changes it handled.
+func (w *writer) commit(batch []*job) int {
 	if len(batch) > 1 {
-		if err := w.runTx(batch); err == nil {
-			for _, j := range batch {
+		n, err := w.runTx(batch)
+		if err == nil {
+			for _, j := range batch[:n] {
 				j.done <- j.skipped
 			}
-			return
+			return n
 		}
 	}
 	for _, j := range batch {
 		var err error
 		for try := 0; try < 3; try++ {
-			err = w.runTx([]*job{j})
+			_, err = w.runTx([]*job{j})
 			if !isRetryable(err) {
 				break
 			}
@@ -307,14 +324,18 @@ func (w *writer) commit(batch []*job) {
 		}
 		j.done <- err
 	}
+	return len(batch)
 }
 
-func (w *writer) runTx(batch []*job) (err error) {
+// runTx runs the batch's changes in one transaction, stopping early once
+// they took maxBatchWork; it returns how many it ran.
+func (w *writer) runTx(batch []*job) (n int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
+	start := time.Now()
 	tx, err := w.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer func() {
 		if err != nil {
@@ -323,7 +344,12 @@ func (w *writer) runTx(batch []*job) (err error) {
 		}
 	}()
 	txs := make([]*Tx, 0, len(batch))
-	for _, j := range batch {
+	n = len(batch)
+	for i, j := range batch {
+		if i > 0 && time.Since(start) > maxBatchWork {
+			n = i
+			break
+		}
 		j.after, j.skipped = nil, nil
 		if e := j.ctx.Err(); e != nil {
 			// Its caller gave up before it ran: it is left out (nothing of it
@@ -334,29 +360,29 @@ func (w *writer) runTx(batch []*job) (err error) {
 		t := &Tx{db: w.db, tx: tx, ctx: ctx, stmts: w.stmts}
 		txs = append(txs, t)
 		if err := t.checkFence(j.ctx); err != nil {
-			return err
+			return 0, err
 		}
 		if err := j.fn(t); err != nil {
-			return err
+			return 0, err
 		}
 		if t.err != nil {
-			return t.err
+			return 0, t.err
 		}
 		j.after = t.after
 	}
 	if c := w.db.seqs; c != nil {
 		if err := c.writeBack(ctx, tx, w.stmts); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	// Whether or not the commit reports success, the rows may have changed.
 	defer w.db.committed(txs...)
 	if err := tx.Commit(); err != nil {
-		return err
+		return 0, err
 	}
 	w.batches.Add(1)
 	w.changes.Add(uint64(len(txs)))
-	return nil
+	return n, nil
 }
 
 // WriterStats are the group-commit writer's counters.

@@ -449,6 +449,11 @@ func (e *Engine) kick() {
 	}()
 }
 
+// drainBatch is how much mail one transaction of the session stores: small
+// enough that the change stays short (every other write of the server waits
+// behind it), large enough to share the transaction's cost.
+const drainBatch = 32
+
 // drain hands the device everything its mailbox holds, in order, a batch
 // at a time: the session stores a batch in one transaction, then the
 // senders get their receipts, then the batch leaves the mailbox. A crash in
@@ -462,7 +467,7 @@ func (e *Engine) drain() {
 		if !ok {
 			return
 		}
-		ids, bodies, err := e.n.mb.TakeMail(ctx, me, 256)
+		ids, bodies, err := e.n.mb.TakeMail(ctx, me, drainBatch)
 		if err != nil || len(ids) == 0 {
 			return
 		}
@@ -508,7 +513,7 @@ func (e *Engine) drain() {
 			return
 		}
 		_ = e.n.mb.DeleteMail(ctx, ids)
-		if len(ids) < 256 {
+		if len(ids) < drainBatch {
 			return
 		}
 	}
