@@ -25,7 +25,7 @@ func (m *Manager) handleData(ctx context.Context, r *runner, ev wabsync.EngineEv
 	if b, ok := ev.(wabsync.EngineBatch); ok {
 		evs = b.Events
 	}
-	return m.db.Update(ctx, func(tx *store.Tx) error {
+	return m.db.Update(store.Background(ctx), func(tx *store.Tx) error {
 		for _, ev := range evs {
 			if err := m.applyData(tx, r.id, phone, cfg, ev); err != nil {
 				return err

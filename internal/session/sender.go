@@ -232,7 +232,7 @@ const outboxBatch = 32
 // sendQueued sends what the session has queued, in order. It returns how
 // many messages it handled, and whether to retry later (a transient error).
 func (m *Manager) sendQueued(r *runner) (int, bool) {
-	ctx := r.fenced(context.Background())
+	ctx := store.Background(r.fenced(context.Background()))
 	batch, err := m.db.Outbox(ctx, r.id, outboxBatch)
 	if err != nil {
 		m.logger.Error("reading the outbox", "session_id", r.id, "err", err)

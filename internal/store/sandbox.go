@@ -9,7 +9,7 @@ import (
 
 // PutMail stores a sandbox network packet for phone (sandbox.Mailbox).
 func (db *DB) PutMail(ctx context.Context, toPhone string, body []byte) error {
-	return db.Update(ctx, func(tx *Tx) error {
+	return db.Update(Background(ctx), func(tx *Tx) error {
 		if _, err := tx.Exec(`INSERT INTO sandbox_mailbox (id, to_phone, body, created_at) VALUES (?, ?, ?, ?)`,
 			wabsync.NewID("mail"), toPhone, string(body), micros(db.Now())); err != nil {
 			return err
@@ -24,7 +24,7 @@ func (db *DB) PutMails(ctx context.Context, to []string, bodies [][]byte) error 
 	if len(to) == 0 {
 		return nil
 	}
-	return db.Update(ctx, func(tx *Tx) error {
+	return db.Update(Background(ctx), func(tx *Tx) error {
 		now := micros(db.Now())
 		notified := map[string]bool{}
 		for i, phone := range to {
@@ -73,7 +73,7 @@ func (db *DB) DeleteMail(ctx context.Context, ids []string) error {
 	for i, id := range ids {
 		args[i] = id
 	}
-	return db.Update(ctx, func(tx *Tx) error {
+	return db.Update(Background(ctx), func(tx *Tx) error {
 		_, err := tx.Exec(q, args...)
 		return err
 	})

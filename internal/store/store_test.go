@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -212,5 +213,45 @@ func TestLongChangeEndsItsBatch(t *testing.T) {
 	evs, err := db.ListEvents(ctx, s.ID, 0, 1000)
 	if err != nil || len(evs) != n+2 {
 		t.Fatalf("%d events (%v), want %d", len(evs), err, n+2)
+	}
+}
+
+// TestForegroundBeforeBackground: a change a request waits for runs before
+// background changes that were queued earlier.
+func TestForegroundBeforeBackground(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var order []string
+	change := func(ctx context.Context, name string, before func()) {
+		if err := db.Update(ctx, func(tx *store.Tx) error {
+			if before != nil {
+				before()
+			}
+			mu.Lock()
+			order = append(order, name)
+			mu.Unlock()
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	release, started := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); change(ctx, "gate", func() { close(started); <-release }) }()
+	<-started
+	for i := range 20 {
+		wg.Add(1)
+		go func() { defer wg.Done(); change(store.Background(ctx), fmt.Sprint("bg", i), nil) }()
+	}
+	time.Sleep(30 * time.Millisecond) // queued before the request's change
+	wg.Add(1)
+	go func() { defer wg.Done(); change(ctx, "request", nil) }()
+	time.Sleep(30 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if len(order) != 22 || order[0] != "gate" || order[1] != "request" {
+		t.Fatalf("order %v: the request's change did not go first", order)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,6 +175,8 @@ type job struct {
 	ctx     context.Context
 	fn      func(*Tx) error
 	skipped error // set when the job was left out of its batch
+	bg      bool  // background work (see Background)
+	carried int   // batches it did not fit in
 	done    chan error
 	after   []func()
 }
@@ -190,7 +193,8 @@ type writer struct {
 
 	db      *DB
 	stmts   *writeStmts // SQLite only; used by the writer goroutine alone
-	ch      chan *job
+	ch      chan *job   // foreground changes
+	bg      chan *job   // background changes
 	mu      sync.RWMutex
 	closed  bool
 	wg      sync.WaitGroup
@@ -198,7 +202,7 @@ type writer struct {
 }
 
 func newWriter(db *DB) *writer {
-	w := &writer{db: db, ch: make(chan *job, 4096), timeout: 30 * time.Second}
+	w := &writer{db: db, ch: make(chan *job, 4096), bg: make(chan *job, 4096), timeout: 30 * time.Second}
 	if db.dialect == SQLite {
 		w.stmts = &writeStmts{pool: db.write, m: map[string]*sql.Stmt{}}
 	}
@@ -219,6 +223,7 @@ func (w *writer) close() {
 	if !w.closed {
 		w.closed = true
 		close(w.ch)
+		close(w.bg)
 	}
 	w.mu.Unlock()
 	w.wg.Wait()
@@ -238,8 +243,12 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 		w.mu.RUnlock()
 		return ErrClosed
 	}
+	ch := w.ch
+	if ctx.Value(backgroundKey{}) != nil {
+		j.bg, ch = true, w.bg
+	}
 	select {
-	case w.ch <- j:
+	case ch <- j:
 	case <-ctx.Done():
 		w.mu.RUnlock()
 		return ctx.Err()
@@ -256,41 +265,93 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	return err
 }
 
+// Background marks ctx's changes as background work (sending, receiving,
+// webhook bookkeeping): the writer puts every waiting foreground change —
+// the ones a request waits for — in a batch before them, so that an API
+// call never queues behind a backlog of background changes.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+type backgroundKey struct{}
+
 func (w *writer) run() {
 	defer w.wg.Done()
 	batch := make([]*job, 0, maxBatch)
-	closed := false
+	fg, bg := w.ch, w.bg // nil once closed
+	take := func(j *job, ok bool, ch *chan *job) {
+		if !ok {
+			*ch = nil
+			return
+		}
+		batch = append(batch, j)
+	}
 	for {
 		if len(batch) == 0 {
-			if closed {
+			if fg == nil && bg == nil {
 				return
 			}
-			j, ok := <-w.ch
-			if !ok {
-				return
-			}
-			batch = append(batch, j)
-		}
-	drain:
-		for !closed && len(batch) < maxBatch {
 			select {
-			case j, ok := <-w.ch:
-				if !ok {
-					closed = true
-					break drain
-				}
-				batch = append(batch, j)
-			default:
-				break drain
+			case j, ok := <-fg:
+				take(j, ok, &fg)
+			case j, ok := <-bg:
+				take(j, ok, &bg)
+			}
+			if len(batch) == 0 {
+				continue
 			}
 		}
+		// Foreground first: what waits (carried over or new), then background.
+		carried := len(batch)
+	drainFG:
+		for fg != nil && len(batch) < maxBatch {
+			select {
+			case j, ok := <-fg:
+				take(j, ok, &fg)
+			default:
+				break drainFG
+			}
+		}
+	drainBG:
+		for bg != nil && len(batch) < maxBatch {
+			select {
+			case j, ok := <-bg:
+				take(j, ok, &bg)
+			default:
+				break drainBG
+			}
+		}
+		foregroundFirst(batch, carried)
 		n := w.commit(batch)
 		// What did not fit in the transaction's time goes first in the next.
 		batch = append(batch[:0], batch[n:]...)
+		for _, j := range batch {
+			j.carried++
+		}
 		if w.stmts != nil && len(w.stmts.want) > 0 {
 			w.stmts.prepare()
 		}
 	}
+}
+
+// foregroundFirst moves batch's foreground jobs before its background ones,
+// keeping the order within each (carried-over jobs came first in both).
+// A job already carried over twice goes first whatever its kind, so that a
+// steady stream of requests cannot starve background work.
+func foregroundFirst(batch []*job, carried int) {
+	if carried == 0 {
+		return // only new jobs, drained foreground first
+	}
+	rank := func(j *job) int {
+		switch {
+		case j.carried >= 2:
+			return 0
+		case !j.bg:
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(batch, func(a, b int) bool { return rank(batch[a]) < rank(batch[b]) })
 }
 
 // maxBatchWork bounds the time a batch's changes may take before it commits

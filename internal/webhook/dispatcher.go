@@ -416,7 +416,7 @@ func (d *Dispatcher) claim(ctx context.Context) (int, bool, error) {
 	}
 	d.mu.Unlock()
 
-	claim, err := d.db.ClaimDue(ctx, now, store.ClaimOptions{
+	claim, err := d.db.ClaimDue(store.Background(ctx), now, store.ClaimOptions{
 		Limit:         limit,
 		Lease:         d.o.Lease,
 		MaxPerWebhook: d.o.QueuePerEndpoint,
@@ -471,7 +471,7 @@ func (d *Dispatcher) claim(ctx context.Context) (int, bool, error) {
 // park hands back claimed deliveries of an endpoint whose circuit is open,
 // due at its next probe.
 func (d *Dispatcher) park(ids []string, at time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(store.Background(context.Background()), 30*time.Second)
 	defer cancel()
 	if err := d.db.ParkClaims(ctx, ids, at); err != nil {
 		d.o.Logger.Warn("webhook: handing back the deliveries of a down endpoint failed; they lapse with their lease", "err", err)
@@ -709,7 +709,7 @@ func (d *Dispatcher) result(c *store.ClaimedDelivery, a wabsync.DeliveryAttempt,
 // record stores the attempt. It outlives Close: an attempt that was made is
 // recorded, or its claim lapses and it is made again.
 func (d *Dispatcher) record(c *store.ClaimedDelivery, r store.AttemptResult) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(store.Background(context.Background()), 30*time.Second)
 	defer cancel()
 	out, err := d.db.RecordAttempt(ctx, c, r)
 	if err != nil {
@@ -751,7 +751,7 @@ func (d *Dispatcher) shutdown() {
 	d.ready = nil
 	d.cond.Broadcast()
 	d.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(store.Background(context.Background()), 10*time.Second)
 	defer cancel()
 	if err := d.db.ReleaseClaims(ctx, ids); err != nil {
 		d.o.Logger.Warn("webhook: releasing claims failed; they lapse with their lease", "err", err)
