@@ -151,35 +151,17 @@ func (db *DB) AddTestEvent(ctx context.Context, scope *string, webhookID string,
 		if err != nil {
 			return err
 		}
-		now := tx.db.Now()
-		var seq int64
-		if w.SessionID != nil {
-			err = tx.QueryRow(`UPDATE sessions SET event_seq = event_seq + 1 WHERE id = ? RETURNING event_seq`, *w.SessionID).Scan(&seq)
-		} else {
-			err = tx.QueryRow(`INSERT INTO counters (name, value) VALUES ('global_event_seq', 1)
-				ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value`).Scan(&seq)
-		}
-		if err != nil {
-			return err
-		}
 		data, _ := json.Marshal(map[string]string{"webhook_id": w.ID, "message": "This is a test event from WabSync."})
-		e := &wabsync.Event{ID: wabsync.NewID("evt"), Type: wabsync.EventWebhookTest, SessionID: w.SessionID, Sequence: seq, CreatedAt: now, Data: data}
-		body, err := json.Marshal(e)
+		e, err := tx.insertEvent(w.SessionID, wabsync.EventWebhookTest, data)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO events (id, session_id, seq, type, body, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			e.ID, w.SessionID, seq, e.Type, string(body), micros(now)); err != nil {
-			return err
-		}
+		now := e.CreatedAt
 		d := &wabsync.Delivery{ID: wabsync.NewID("dlv"), WebhookID: w.ID, EventID: e.ID, EventType: e.Type,
 			Status: wabsync.DeliveryPending, Attempts: []wabsync.DeliveryAttempt{}, NextAttemptAt: &now, CreatedAt: now}
 		if _, err := tx.Exec(`INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, next_attempt_at, created_at, updated_at)
 			VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)`, d.ID, d.WebhookID, d.EventID, d.EventType, micros(now), micros(now), micros(now)); err != nil {
 			return err
-		}
-		if hook := tx.db.OnEvent; hook != nil {
-			tx.AfterCommit(func() { hook(e) })
 		}
 		ev, dl = e, d
 		return tx.remember(rem, d)

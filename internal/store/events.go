@@ -25,6 +25,20 @@ func (tx *Tx) AddEvent(sessionID *string, typ string, data any) (*wabsync.Event,
 
 // addEventRaw is AddEvent with the data already in JSON.
 func (tx *Tx) addEventRaw(sessionID *string, typ string, raw json.RawMessage) (*wabsync.Event, error) {
+	ev, err := tx.insertEvent(sessionID, typ, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.addDeliveries(ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// insertEvent stores an event with the next sequence of its scope, without
+// deliveries, tells other nodes, and hands it to the OnEvent hook after
+// commit.
+func (tx *Tx) insertEvent(sessionID *string, typ string, raw json.RawMessage) (*wabsync.Event, error) {
 	var err error
 	now := tx.db.Now()
 	var seq int64
@@ -44,9 +58,6 @@ func (tx *Tx) addEventRaw(sessionID *string, typ string, raw json.RawMessage) (*
 	}
 	if _, err := tx.Exec(`INSERT INTO events (id, session_id, seq, type, body, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		ev.ID, sessionID, seq, typ, string(body), micros(now)); err != nil {
-		return nil, err
-	}
-	if err := tx.addDeliveries(ev); err != nil {
 		return nil, err
 	}
 	if sessionID != nil && !tx.notified[*sessionID] {

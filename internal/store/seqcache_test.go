@@ -112,3 +112,45 @@ func TestSequencesGapFree(t *testing.T) {
 		t.Fatalf("latest event sequence %d (%v), want %d", seq, err, events)
 	}
 }
+
+// TestTestEventTakesTheNextSequence: a webhook's test event is numbered in
+// its session's sequence like any other event.
+func TestTestEventTakesTheNextSequence(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	ctx := context.Background()
+	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusStopped}
+	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
+		t.Fatal(err)
+	}
+	w := &wabsync.Webhook{ID: wabsync.NewID("whk"), SessionID: &s.ID, URL: "https://example.com/a", Events: []string{"*"}, Enabled: true, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	if err := db.CreateWebhook(ctx, w, nil); err != nil {
+		t.Fatal(err)
+	}
+	event := func() {
+		t.Helper()
+		if err := db.Update(ctx, func(tx *store.Tx) error {
+			_, err := tx.AddEvent(&s.ID, wabsync.EventWebhookTest, map[string]int{"x": 1})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	event()
+	ev, dl, err := db.AddTestEvent(ctx, &s.ID, w.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	event()
+	if ev.Sequence != 2 || dl.EventID != ev.ID {
+		t.Fatalf("test event %+v, delivery %+v: want sequence 2 and its delivery", ev, dl)
+	}
+	evs, err := db.ListEvents(ctx, s.ID, 0, 10)
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("%d events (%v)", len(evs), err)
+	}
+	for i, e := range evs {
+		if e.Sequence != int64(i+1) {
+			t.Fatalf("event %d has sequence %d", i, e.Sequence)
+		}
+	}
+}
