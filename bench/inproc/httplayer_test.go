@@ -25,18 +25,7 @@ import (
 //
 //	go test -run '^$' -bench HTTPLayer -cpuprofile /tmp/cpu.out ./bench/inproc/
 func BenchmarkHTTPLayer(b *testing.B) {
-	db := testutil.MustOpenDB(b)
-	lim, err := ratelimit.New(ratelimit.Config{Limit: 1e9, Window: time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	api := httpapi.New(httpapi.Config{MetricsPublic: true}, db, lim, httpapi.Deps{}, logger)
-	tok := store.NewSessionToken()
-	s := &wabsync.Session{ID: "ses_bench", Name: "bench", Engine: wabsync.EngineSandbox, Status: wabsync.StatusStopped}
-	if err := db.CreateSession(context.Background(), s, store.HashToken(tok)); err != nil {
-		b.Fatal(err)
-	}
+	_, api, tok := newAPI(b, wabsync.StatusStopped)
 	run := func(b *testing.B, h http.Handler, path, token string) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -56,4 +45,21 @@ func BenchmarkHTTPLayer(b *testing.B) {
 	b.Run("Bare", func(b *testing.B) { run(b, benchutil.BareHandler(), "/bare", "") })
 	b.Run("SessionsMe", func(b *testing.B) { run(b, api, "/api/v1/sessions/me", tok) })
 	b.Run("Health", func(b *testing.B) { run(b, api, "/api/v1/health", "") })
+}
+
+// newAPI returns a server on a fresh SQLite database whose rate limiter
+// counts every request but refuses none, and the token of its one session.
+func newAPI(b *testing.B, status wabsync.SessionStatus) (*store.DB, *httpapi.Server, string) {
+	db := testutil.MustOpenDB(b)
+	lim, err := ratelimit.New(ratelimit.Config{Limit: 1e9, Window: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	api := httpapi.New(httpapi.Config{MetricsPublic: true}, db, lim, httpapi.Deps{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tok := store.NewSessionToken()
+	s := &wabsync.Session{ID: "ses_bench", Name: "bench", Engine: wabsync.EngineSandbox, Status: status}
+	if err := db.CreateSession(context.Background(), s, store.HashToken(tok)); err != nil {
+		b.Fatal(err)
+	}
+	return db, api, tok
 }

@@ -1,19 +1,11 @@
 package inproc
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wabsync/wabsync"
-	"github.com/wabsync/wabsync/internal/httpapi"
-	"github.com/wabsync/wabsync/internal/ratelimit"
-	"github.com/wabsync/wabsync/internal/store"
-	"github.com/wabsync/wabsync/internal/testutil"
 )
 
 // BenchmarkSendText posts text messages straight into the handler (no
@@ -22,17 +14,7 @@ import (
 //
 //	go test -run '^$' -bench SendText -benchtime 20000x -cpuprofile /tmp/cpu.out ./bench/inproc/
 func BenchmarkSendText(b *testing.B) {
-	db := testutil.MustOpenDB(b)
-	lim, err := ratelimit.New(ratelimit.Config{Limit: 1e9, Window: time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	api := httpapi.New(httpapi.Config{}, db, lim, httpapi.Deps{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	tok := store.NewSessionToken()
-	s := &wabsync.Session{ID: "ses_bench", Name: "bench", Engine: wabsync.EngineSandbox, Status: wabsync.StatusConnected}
-	if err := db.CreateSession(context.Background(), s, store.HashToken(tok)); err != nil {
-		b.Fatal(err)
-	}
+	db, api, tok := newAPI(b, wabsync.StatusConnected)
 	const body = `{"to":"+14155550123","text":"Hello from the benchmark, a message of ordinary length."}`
 	b.Cleanup(func() {
 		st := db.WriterStats()

@@ -1,5 +1,7 @@
 package store
 
+import "database/sql"
+
 // hookCache keeps the enabled webhooks' ids, scopes and event filters for
 // the writer, so that storing an event does not read the webhooks table to
 // learn that there is nothing to deliver (or the same few rows) every time.
@@ -67,34 +69,26 @@ func (tx *Tx) webhookTargets(sessionID *string, typ string) ([]string, error) {
 }
 
 func (tx *Tx) queryWebhookTargets(sessionID *string, typ string) ([]string, error) {
+	var rows *sql.Rows
+	var err error
+	if sessionID != nil {
+		rows, err = tx.Query(`SELECT id, events FROM webhooks WHERE enabled = 1 AND (session_id = ? OR session_id IS NULL)`, *sessionID)
+	} else {
+		rows, err = tx.Query(`SELECT id, events FROM webhooks WHERE enabled = 1 AND session_id IS NULL`)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	var targets []string
-	err := func() error {
-		var err error
-		var rows interface {
-			Next() bool
-			Scan(...any) error
-			Close() error
-			Err() error
+	for rows.Next() {
+		var id, events string
+		if err := rows.Scan(&id, &events); err != nil {
+			return nil, err
 		}
-		if sessionID != nil {
-			rows, err = tx.Query(`SELECT id, events FROM webhooks WHERE enabled = 1 AND (session_id = ? OR session_id IS NULL)`, *sessionID)
-		} else {
-			rows, err = tx.Query(`SELECT id, events FROM webhooks WHERE enabled = 1 AND session_id IS NULL`)
+		if eventsMatch(events, typ) {
+			targets = append(targets, id)
 		}
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id, events string
-			if err := rows.Scan(&id, &events); err != nil {
-				return err
-			}
-			if eventsMatch(events, typ) {
-				targets = append(targets, id)
-			}
-		}
-		return rows.Err()
-	}()
-	return targets, err
+	}
+	return targets, rows.Err()
 }
