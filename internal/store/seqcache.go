@@ -83,7 +83,7 @@ func (c *seqCache) writeBack(ctx context.Context, tx *sql.Tx, stmts *writeStmts)
 	}
 	var st *sql.Stmt
 	if stmts != nil {
-		if p := stmts.lookup(seqWriteBack); p != nil {
+		if p, _ := stmts.lookup(seqWriteBack); p != nil {
 			st = tx.StmtContext(ctx, p)
 		}
 	}

@@ -65,49 +65,81 @@ func (t *Tx) Query(q string, args ...any) (*sql.Rows, error) {
 // the transaction, or nil to run q as text (PostgreSQL, whose driver caches
 // statements itself; or a statement not prepared yet).
 func (t *Tx) prepared(q string) *sql.Stmt {
-	if !t.sessionsChanged && t.db.sessions != nil && writesSessions(q) {
+	var st *sql.Stmt
+	var kind stmtKind
+	if t.stmts != nil {
+		st, kind = t.stmts.lookup(q)
+	} else if t.db.sessions != nil {
+		kind = classify(q)
+	}
+	if kind&writesSessionRows != 0 {
 		t.sessionsChanged = true
 	}
-	if h := t.db.hooks; h != nil && h.valid && writesWebhooks(q) {
+	if h := t.db.hooks; h != nil && kind&writesWebhookRows != 0 {
 		h.valid = false
 	}
-	if c := t.db.seqs; c != nil && len(c.m) > 0 && touchesSeqs(q) {
+	if c := t.db.seqs; c != nil && len(c.m) > 0 && kind&usesSeqColumns != 0 {
 		// Other code uses the counters: give it the current ones.
 		if err := c.writeBack(t.ctx, t.tx, t.stmts); err != nil && t.err == nil {
 			t.err = err
 		}
 		c.forget()
 	}
-	if t.stmts == nil {
-		return nil
-	}
-	st := t.stmts.lookup(q)
 	if st == nil {
 		return nil
 	}
 	return t.tx.StmtContext(t.ctx, st)
 }
 
+// stmtKind says what a statement touches that the writer's caches hold.
+type stmtKind uint8
+
+const (
+	writesSessionRows stmtKind = 1 << iota // see writesSessions
+	writesWebhookRows                      // see writesWebhooks
+	usesSeqColumns                         // see touchesSeqs
+)
+
+func classify(q string) stmtKind {
+	var k stmtKind
+	if writesSessions(q) {
+		k |= writesSessionRows
+	}
+	if writesWebhooks(q) {
+		k |= writesWebhookRows
+	}
+	if touchesSeqs(q) {
+		k |= usesSeqColumns
+	}
+	return k
+}
+
 // writeStmts are the writer connection's prepared statements (SQLite, where
-// parsing the SQL text was a third of the serial writer's time). A statement
+// parsing the SQL text was a third of the serial writer's time), with what
+// each touches, so that a statement's text is looked at once. A statement
 // cannot be prepared while the writer's only connection is inside a
 // transaction, so one met for the first time runs as text and is prepared by
 // the writer between transactions.
 type writeStmts struct {
 	pool *sql.DB
-	m    map[string]*sql.Stmt
+	m    map[string]cachedStmt
 	want map[string]bool
 }
 
-func (c *writeStmts) lookup(q string) *sql.Stmt {
-	if st, ok := c.m[q]; ok {
-		return st // nil: could not be prepared, or too many
+type cachedStmt struct {
+	st   *sql.Stmt // nil: could not be prepared
+	kind stmtKind
+}
+
+func (c *writeStmts) lookup(q string) (*sql.Stmt, stmtKind) {
+	if e, ok := c.m[q]; ok {
+		return e.st, e.kind
 	}
 	if c.want == nil {
 		c.want = map[string]bool{}
 	}
 	c.want[q] = true
-	return nil
+	return nil, classify(q)
 }
 
 // prepare prepares the statements met since the last call. Only the writer
@@ -124,17 +156,17 @@ func (c *writeStmts) prepare() {
 		if err != nil {
 			st = nil // run as text from now on: that reports the error
 		}
-		c.m[q] = st
+		c.m[q] = cachedStmt{st: st, kind: classify(q)}
 	}
 }
 
 func (c *writeStmts) close() {
-	for _, st := range c.m {
-		if st != nil {
-			st.Close()
+	for _, e := range c.m {
+		if e.st != nil {
+			e.st.Close()
 		}
 	}
-	c.m = map[string]*sql.Stmt{}
+	c.m = map[string]cachedStmt{}
 }
 
 // rolledBack forgets what was cached from inside a transaction that did not
@@ -204,7 +236,7 @@ type writer struct {
 func newWriter(db *DB) *writer {
 	w := &writer{db: db, ch: make(chan *job, 4096), bg: make(chan *job, 4096), timeout: 30 * time.Second}
 	if db.dialect == SQLite {
-		w.stmts = &writeStmts{pool: db.write, m: map[string]*sql.Stmt{}}
+		w.stmts = &writeStmts{pool: db.write, m: map[string]cachedStmt{}}
 	}
 	// One writer goroutine on both: SQLite has one writer connection, and on
 	// PostgreSQL parallel batches that bump the same sessions' sequence
