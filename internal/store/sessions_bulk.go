@@ -289,7 +289,7 @@ func (tx *Tx) insertEvents(evs []*wabsync.Event) error {
 	rows := make([][]any, 0, len(evs))
 	sessions := make([]any, 0, len(evs))
 	for _, ev := range evs {
-		body, err := json.Marshal(ev)
+		body, err := encodeEvent(ev)
 		if err != nil {
 			return err
 		}
