@@ -64,6 +64,49 @@ func NewID(prefix string) string {
 	return string(out)
 }
 
+var waMu sync.Mutex
+var waLastMS int64
+var waSeq uint32
+
+// NewWAID returns a WhatsApp message id in the form WhatsApp clients use
+// ("3EB0" and 18 upper-case hex digits): 40 bits of the millisecond, then 32
+// bits that start at a random value each millisecond and count up within it
+// in this process. Ids made one after another sort together, so storing
+// them appends to the message index instead of touching a random page of it
+// per message; two processes collide only when they pick the same random
+// start in the same millisecond, and the store refuses a duplicate.
+func NewWAID() string {
+	waMu.Lock()
+	ms := time.Now().UnixMilli()
+	if ms <= waLastMS {
+		ms = waLastMS
+		waSeq++
+		if waSeq == 0 { // 2^32 ids in one millisecond: borrow the next one
+			ms++
+		}
+	} else {
+		var r [4]byte
+		_, _ = rand.Read(r[:])
+		waSeq = binary.BigEndian.Uint32(r[:]) >> 1 // headroom to count up
+	}
+	waLastMS = ms
+	seq := waSeq
+	waMu.Unlock()
+	const hexdig = "0123456789ABCDEF"
+	var b [22]byte
+	copy(b[:], "3EB0")
+	t := uint64(ms) & (1<<40 - 1) // wraps every 34 years: only locality depends on it
+	for i := 13; i >= 4; i-- {
+		b[i] = hexdig[t&15]
+		t >>= 4
+	}
+	for i := 21; i >= 14; i-- {
+		b[i] = hexdig[seq&15]
+		seq >>= 4
+	}
+	return string(b[:])
+}
+
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // RandomBase62 returns n characters drawn uniformly from [0-9A-Za-z] by a

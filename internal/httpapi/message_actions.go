@@ -75,7 +75,7 @@ func (s *Server) handleEditMessage(w http.ResponseWriter, r *http.Request) error
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	if _, err := eng.Send(ctx, &wabsync.OutgoingMessage{WAID: newWAID(), To: m.Chat, Kind: wabsync.KindText,
+	if _, err := eng.Send(ctx, &wabsync.OutgoingMessage{WAID: wabsync.NewWAID(), To: m.Chat, Kind: wabsync.KindText,
 		Edit: &wabsync.OutgoingEdit{Target: wabsync.MessageTarget{WAID: m.WAID, Sender: m.FromJID, FromMe: true}, Text: req.Text}}); err != nil {
 		return engineErr(err)
 	}
@@ -109,7 +109,7 @@ func (s *Server) handleRevokeMessage(w http.ResponseWriter, r *http.Request) err
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
-		if _, err := eng.Send(ctx, &wabsync.OutgoingMessage{WAID: newWAID(), To: m.Chat, Kind: m.Kind,
+		if _, err := eng.Send(ctx, &wabsync.OutgoingMessage{WAID: wabsync.NewWAID(), To: m.Chat, Kind: m.Kind,
 			Revoke: &wabsync.MessageTarget{WAID: m.WAID, Sender: m.FromJID, FromMe: true}}); err != nil {
 			return engineErr(err)
 		}

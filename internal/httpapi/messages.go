@@ -38,11 +38,6 @@ func (s *Server) messageRoutes() []route {
 	}
 }
 
-// newWAID returns a WhatsApp message id in the form WhatsApp clients use.
-func newWAID() string {
-	return "3EB0" + strings.ToUpper(hex.EncodeToString([]byte(wabsync.RandomBase62(9))))[:18]
-}
-
 func jidOfPhone(phone string) string {
 	if phone == "" {
 		return ""
@@ -53,7 +48,7 @@ func jidOfPhone(phone string) string {
 // outbound starts an outbound message of the session to `to`.
 func outbound(sess *wabsync.Session, kind, to string, v wabsync.ValidationErrors) *wabsync.Message {
 	m := &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: sess.ID, Direction: wabsync.DirectionOut, Kind: kind,
-		From: sess.Phone, FromJID: jidOfPhone(sess.Phone), WAID: newWAID()}
+		From: sess.Phone, FromJID: jidOfPhone(sess.Phone), WAID: wabsync.NewWAID()}
 	if to == "" {
 		v.Add("to", "is required")
 		return m

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -142,8 +143,21 @@ func (db *DB) AcceptMessage(ctx context.Context, m *wabsync.Message, idem *Idemp
 		m.Sequence, m.CreatedAt, m.UpdatedAt = seq, now, now
 		m.Status = wabsync.MsgQueued
 		m.StatusHistory = []wabsync.StatusChange{{Status: wabsync.MsgQueued, At: now}}
-		if _, _, err := tx.insertMessage(m); err != nil {
-			return err
+		// A WhatsApp id the session already used for this chat (another
+		// node picked the same one in the same millisecond) gets a new one:
+		// the message must be stored, not folded into the other.
+		for tries := 0; ; tries++ {
+			stored, _, err := tx.insertMessage(m)
+			if err != nil {
+				return err
+			}
+			if stored {
+				break
+			}
+			if tries == 3 {
+				return fmt.Errorf("store: no unused WhatsApp id for message %s", m.ID)
+			}
+			m.WAID = wabsync.NewWAID()
 		}
 		if idem != nil {
 			status, body, err := idem.Response()
@@ -327,27 +341,6 @@ func (db *DB) Outbox(ctx context.Context, sessionID string, limit int) ([]*wabsy
 	return out, rows.Err()
 }
 
-// MarkSending records that the given queued messages are about to go out.
-func (db *DB) MarkSending(ctx context.Context, sessionID string, ids []string) error {
-	return db.Update(ctx, func(tx *Tx) error {
-		now := db.Now()
-		for _, id := range ids {
-			m, err := tx.getMessage(sessionID, id)
-			if err != nil {
-				return err
-			}
-			if m.Status != wabsync.MsgQueued {
-				continue
-			}
-			setStatus(m, wabsync.MsgSending, now)
-			if _, err := tx.saveMessage(m); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 func setStatus(m *wabsync.Message, st wabsync.MessageStatus, at time.Time) {
 	m.Status = st
 	m.StatusHistory = append(m.StatusHistory, wabsync.StatusChange{Status: st, At: at})
@@ -374,7 +367,13 @@ func statusEvent(st wabsync.MessageStatus) string {
 // advance moves an outbound message forward to st, recording each status it
 // passes (a receipt may come before the sender recorded "sent") with its
 // event. Moving backwards or out of failed does nothing.
-func (tx *Tx) advance(m *wabsync.Message, st wabsync.MessageStatus, at time.Time) (bool, error) {
+//
+// "sending" is not stored on its own: the sender does not write before the
+// network call (the WhatsApp id, fixed at accept, is what makes a resend
+// after a crash safe), so a message leaving "queued" gets "sending" in its
+// history here, at began (when the sender took it; zero: at), in the same
+// write as what follows it.
+func (tx *Tx) advance(m *wabsync.Message, st wabsync.MessageStatus, at, began time.Time) (bool, error) {
 	if m.Status == wabsync.MsgFailed || st.Rank() <= m.Status.Rank() {
 		return false, nil
 	}
@@ -384,8 +383,18 @@ func (tx *Tx) advance(m *wabsync.Message, st wabsync.MessageStatus, at time.Time
 	}
 	// A receipt carries the time the other side saw the message, which may
 	// be before this side recorded "sent": the history never goes back in time.
-	if n := len(m.StatusHistory); n > 0 && at.Before(m.StatusHistory[n-1].At) {
-		at = m.StatusHistory[n-1].At
+	last := func() time.Time { return m.StatusHistory[len(m.StatusHistory)-1].At }
+	if m.Status == wabsync.MsgQueued {
+		if began.IsZero() || began.After(at) {
+			began = at
+		}
+		if len(m.StatusHistory) > 0 && began.Before(last()) {
+			began = last()
+		}
+		setStatus(m, wabsync.MsgSending, began)
+	}
+	if len(m.StatusHistory) > 0 && at.Before(last()) {
+		at = last()
 	}
 	for _, s := range steps {
 		if s.Rank() <= m.Status.Rank() || s.Rank() > st.Rank() {
@@ -406,13 +415,15 @@ func (tx *Tx) advance(m *wabsync.Message, st wabsync.MessageStatus, at time.Time
 	return true, nil
 }
 
-// MarkSent records that WhatsApp accepted the message.
-func (db *DB) MarkSent(ctx context.Context, sessionID, id string, at time.Time) error {
-	return db.Update(ctx, func(tx *Tx) error { return tx.MarkSent(sessionID, id, at) })
+// MarkSent records that WhatsApp accepted the message (at: WhatsApp's
+// timestamp; zero: now). began is when the sender took it from the outbox
+// (its "sending" time; zero: now).
+func (db *DB) MarkSent(ctx context.Context, sessionID, id string, at, began time.Time) error {
+	return db.Update(ctx, func(tx *Tx) error { return tx.MarkSent(sessionID, id, at, began) })
 }
 
 // MarkSent is MarkSent inside an open transaction.
-func (tx *Tx) MarkSent(sessionID, id string, at time.Time) error {
+func (tx *Tx) MarkSent(sessionID, id string, at, began time.Time) error {
 	m, err := tx.getMessage(sessionID, id)
 	if err != nil {
 		return err
@@ -422,17 +433,18 @@ func (tx *Tx) MarkSent(sessionID, id string, at time.Time) error {
 	}
 	ts := at
 	m.Timestamp = &ts
-	_, err = tx.advance(m, wabsync.MsgSent, tx.db.Now())
+	_, err = tx.advance(m, wabsync.MsgSent, tx.db.Now(), began)
 	return err
 }
 
-// MarkFailed records that a message cannot be sent, with why.
-func (db *DB) MarkFailed(ctx context.Context, sessionID, id, code, msg string) error {
-	return db.Update(ctx, func(tx *Tx) error { return tx.MarkFailed(sessionID, id, code, msg) })
+// MarkFailed records that a message cannot be sent, with why; began is as
+// for MarkSent.
+func (db *DB) MarkFailed(ctx context.Context, sessionID, id, code, msg string, began time.Time) error {
+	return db.Update(ctx, func(tx *Tx) error { return tx.MarkFailed(sessionID, id, code, msg, began) })
 }
 
 // MarkFailed is MarkFailed inside an open transaction.
-func (tx *Tx) MarkFailed(sessionID, id, code, msg string) error {
+func (tx *Tx) MarkFailed(sessionID, id, code, msg string, began time.Time) error {
 	m, err := tx.getMessage(sessionID, id)
 	if err != nil {
 		return err
@@ -441,7 +453,7 @@ func (tx *Tx) MarkFailed(sessionID, id, code, msg string) error {
 		return nil
 	}
 	m.Error = &wabsync.MessageError{Code: code, Message: msg}
-	_, err = tx.advance(m, wabsync.MsgFailed, tx.db.Now())
+	_, err = tx.advance(m, wabsync.MsgFailed, tx.db.Now(), began)
 	return err
 }
 
@@ -464,7 +476,7 @@ func (tx *Tx) ApplyReceipt(sessionID string, waIDs []string, st wabsync.MessageS
 		if at.IsZero() {
 			at = tx.db.Now()
 		}
-		if _, err := tx.advance(m, st, at); err != nil {
+		if _, err := tx.advance(m, st, at, time.Time{}); err != nil {
 			return err
 		}
 	}

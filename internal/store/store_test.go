@@ -255,3 +255,101 @@ func TestForegroundBeforeBackground(t *testing.T) {
 		t.Fatalf("order %v: the request's change did not go first", order)
 	}
 }
+
+// Two messages of a session to one chat that were given the same WhatsApp
+// id (two nodes, one millisecond) are both stored: the second gets a new id
+// rather than being dropped as a duplicate.
+func TestAcceptKeepsMessageWithTakenWAID(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	ctx := context.Background()
+	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusConnected}
+	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
+		t.Fatal(err)
+	}
+	waID := wabsync.NewWAID()
+	var ids []string
+	for range 2 {
+		m := &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: s.ID, Direction: wabsync.DirectionOut, Chat: "15550000002@s.whatsapp.net",
+			WAID: waID, To: "+15550000002", Kind: wabsync.KindText, Text: "hi"}
+		if err := db.AcceptMessage(ctx, m, nil); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	first, err := db.GetMessage(ctx, s.ID, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := db.GetMessage(ctx, s.ID, ids[1])
+	if err != nil {
+		t.Fatalf("the second message was not stored: %v", err)
+	}
+	if first.WAID != waID || second.WAID == waID || second.WAID == "" {
+		t.Fatalf("WhatsApp ids %q and %q; want %q and a new one", first.WAID, second.WAID, waID)
+	}
+}
+
+// "sending" is written with the outcome: at the time the sender took the
+// message, or, when a receipt overtakes the sender, at the receipt's time.
+func TestSendingRecordedWithOutcome(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	ctx := context.Background()
+	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusConnected}
+	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
+		t.Fatal(err)
+	}
+	accept := func() *wabsync.Message {
+		m := &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: s.ID, Direction: wabsync.DirectionOut, Chat: "15550000002@s.whatsapp.net",
+			WAID: wabsync.NewWAID(), To: "+15550000002", Kind: wabsync.KindText, Text: "hi"}
+		if err := db.AcceptMessage(ctx, m, nil); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	history := func(id string) []wabsync.StatusChange {
+		m, err := db.GetMessage(ctx, s.ID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.StatusHistory
+	}
+	want := func(h []wabsync.StatusChange, sts ...wabsync.MessageStatus) {
+		t.Helper()
+		if len(h) != len(sts) {
+			t.Fatalf("history %+v, want %v", h, sts)
+		}
+		for i, st := range sts {
+			if h[i].Status != st || (i > 0 && h[i].At.Before(h[i-1].At)) {
+				t.Fatalf("history %+v, want %v in time order", h, sts)
+			}
+		}
+	}
+
+	m := accept()
+	began := db.Now()
+	time.Sleep(5 * time.Millisecond)
+	if err := db.MarkSent(ctx, s.ID, m.ID, time.Time{}, began); err != nil {
+		t.Fatal(err)
+	}
+	h := history(m.ID)
+	want(h, wabsync.MsgQueued, wabsync.MsgSending, wabsync.MsgSent)
+	if h[1].At.Sub(began).Abs() > time.Microsecond || !h[2].At.After(h[1].At) {
+		t.Fatalf("sending at %v, sent at %v; want sending at %v and sent later", h[1].At, h[2].At, began)
+	}
+
+	// A receipt before the sender recorded the outcome.
+	m = accept()
+	if err := db.ApplyReceipt(ctx, s.ID, []string{m.WAID}, wabsync.MsgDelivered, db.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MarkSent(ctx, s.ID, m.ID, time.Time{}, began); err != nil {
+		t.Fatal(err)
+	}
+	want(history(m.ID), wabsync.MsgQueued, wabsync.MsgSending, wabsync.MsgSent, wabsync.MsgDelivered)
+
+	m = accept()
+	if err := db.MarkFailed(ctx, s.ID, m.ID, "NOT_ON_WHATSAPP", "no", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	want(history(m.ID), wabsync.MsgQueued, wabsync.MsgSending, wabsync.MsgFailed)
+}

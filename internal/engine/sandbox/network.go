@@ -132,7 +132,7 @@ func (n *Network) Drop(sessionID string, d time.Duration) error {
 func (n *Network) Inject(ctx context.Context, toPhone string, p *Packet) error {
 	p.Type = "message"
 	if p.WAID == "" {
-		p.WAID = newWAID()
+		p.WAID = wabsync.NewWAID()
 	}
 	if p.At.IsZero() {
 		p.At = n.opts.Now()
@@ -155,7 +155,7 @@ func (n *Network) Deliver(ctx context.Context, sessionID string, p *Packet) erro
 	}
 	p.Type = "message"
 	if p.WAID == "" {
-		p.WAID = newWAID()
+		p.WAID = wabsync.NewWAID()
 	}
 	if p.At.IsZero() {
 		p.At = n.opts.Now()
@@ -260,8 +260,6 @@ func PhoneOf(jid string) string {
 	}
 	return "+" + user
 }
-
-func newWAID() string { return "3EB0" + strings.ToUpper(wabsync.RandomBase62(16)) }
 
 // SessionOfQR returns the session id a sandbox QR code belongs to, or "".
 func SessionOfQR(qr string) string {
