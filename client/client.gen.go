@@ -856,7 +856,8 @@ type Message struct {
 	SessionID string `json:"session_id"`
 
 	// Status Outbound: `queued` → `sending` → `sent` → `delivered` → `read` (→ `played` for voice notes), or
-	// `failed`. Inbound: `received` → `read` (once marked read). A status never moves backwards.
+	// `failed`; `sending` is recorded in `status_history` together with the outcome that follows it.
+	// Inbound: `received` → `read` (once marked read). A status never moves backwards.
 	Status MessageStatus `json:"status"`
 
 	// StatusHistory Every status the message went through, oldest first.
@@ -907,7 +908,8 @@ type MessageList struct {
 }
 
 // MessageStatus Outbound: `queued` → `sending` → `sent` → `delivered` → `read` (→ `played` for voice notes), or
-// `failed`. Inbound: `received` → `read` (once marked read). A status never moves backwards.
+// `failed`; `sending` is recorded in `status_history` together with the outcome that follows it.
+// Inbound: `received` → `read` (once marked read). A status never moves backwards.
 type MessageStatus string
 
 // Metadata Free-form data of yours (JSON object), stored and returned as given; `{}` when none.
@@ -1432,7 +1434,8 @@ type StatusChange struct {
 	At time.Time `json:"at"`
 
 	// Status Outbound: `queued` → `sending` → `sent` → `delivered` → `read` (→ `played` for voice notes), or
-	// `failed`. Inbound: `received` → `read` (once marked read). A status never moves backwards.
+	// `failed`; `sending` is recorded in `status_history` together with the outcome that follows it.
+	// Inbound: `received` → `read` (once marked read). A status never moves backwards.
 	Status MessageStatus `json:"status"`
 }
 

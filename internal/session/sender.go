@@ -145,7 +145,7 @@ func permanent(err error) (*wabsync.EngineError, bool) {
 // at once: as many as the pace allows go in one call, and their outcomes are
 // recorded in one transaction. It returns how many it handled and whether
 // to retry later.
-func (m *Manager) sendBatches(ctx context.Context, r *runner, bs wabsync.BatchSender, batch []*wabsync.Message) (int, bool) {
+func (m *Manager) sendBatches(ctx context.Context, r *runner, bs wabsync.BatchSender, batch []*wabsync.Message, began time.Time) (int, bool) {
 	done := 0
 	for done < len(batch) {
 		n := r.takeTokens(len(batch) - done)
@@ -188,14 +188,14 @@ func (m *Manager) sendBatches(ctx context.Context, r *runner, bs wabsync.BatchSe
 			handled = n
 			for i, msg := range chunk {
 				if prepErr[i] != nil {
-					if err := tx.MarkFailed(r.id, msg.ID, prepErr[i].Code, prepErr[i].Message); err != nil {
+					if err := tx.MarkFailed(r.id, msg.ID, prepErr[i].Code, prepErr[i].Message, began); err != nil {
 						return err
 					}
 					continue
 				}
 				if sendErr[i] != nil {
 					if ee, ok := permanent(sendErr[i]); ok {
-						if err := tx.MarkFailed(r.id, msg.ID, ee.Code, ee.Message); err != nil {
+						if err := tx.MarkFailed(r.id, msg.ID, ee.Code, ee.Message, began); err != nil {
 							return err
 						}
 						continue
@@ -204,7 +204,7 @@ func (m *Manager) sendBatches(ctx context.Context, r *runner, bs wabsync.BatchSe
 					handled = i
 					return nil
 				}
-				if err := tx.MarkSent(r.id, msg.ID, sendRes[i].Timestamp); err != nil {
+				if err := tx.MarkSent(r.id, msg.ID, sendRes[i].Timestamp, began); err != nil {
 					return err
 				}
 			}
@@ -241,26 +241,16 @@ func (m *Manager) sendQueued(r *runner) (int, bool) {
 	if len(batch) == 0 {
 		return 0, false
 	}
-	var queued []string
-	for _, msg := range batch {
-		if msg.Status == wabsync.MsgQueued {
-			queued = append(queued, msg.ID)
-		}
-	}
-	// Each message's WhatsApp id was fixed when it was accepted; marking the
-	// batch "sending" before the network call records that a resend after
-	// a crash must reuse it (the network de-duplicates by it).
-	if len(queued) > 0 {
-		if err := m.db.MarkSending(ctx, r.id, queued); err != nil {
-			m.logger.Error("marking messages sending", "session_id", r.id, "err", err)
-			return 0, true
-		}
-	}
+	// Nothing is written before the network call: each message's WhatsApp
+	// id was fixed when it was accepted, so a resend after a crash reuses
+	// it and the network de-duplicates by it. "sending" goes into the
+	// history with the outcome, at the time the batch was taken.
+	began := m.db.Now()
 	r.mu.Lock()
 	bs, batching := r.engine.(wabsync.BatchSender)
 	r.mu.Unlock()
 	if batching {
-		return m.sendBatches(ctx, r, bs, batch)
+		return m.sendBatches(ctx, r, bs, batch, began)
 	}
 	for i, msg := range batch {
 		if !r.pace() {
@@ -274,7 +264,7 @@ func (m *Manager) sendQueued(r *runner) (int, bool) {
 		}
 		out, ferr := m.outgoing(ctx, msg)
 		if ferr != nil {
-			if err := m.db.MarkFailed(ctx, r.id, msg.ID, ferr.Code, ferr.Message); err != nil {
+			if err := m.db.MarkFailed(ctx, r.id, msg.ID, ferr.Code, ferr.Message, began); err != nil {
 				return i, true
 			}
 			continue
@@ -284,7 +274,7 @@ func (m *Manager) sendQueued(r *runner) (int, bool) {
 		cancel()
 		if err != nil {
 			if ee, ok := permanent(err); ok {
-				if err := m.db.MarkFailed(ctx, r.id, msg.ID, ee.Code, ee.Message); err != nil {
+				if err := m.db.MarkFailed(ctx, r.id, msg.ID, ee.Code, ee.Message, began); err != nil {
 					return i, true
 				}
 				continue
@@ -292,7 +282,7 @@ func (m *Manager) sendQueued(r *runner) (int, bool) {
 			m.logger.Warn("send failed; will retry", "session_id", r.id, "message_id", msg.ID, "err", err)
 			return i, true
 		}
-		if err := m.db.MarkSent(ctx, r.id, msg.ID, res.Timestamp); err != nil {
+		if err := m.db.MarkSent(ctx, r.id, msg.ID, res.Timestamp, began); err != nil {
 			m.logger.Error("recording a sent message", "session_id", r.id, "message_id", msg.ID, "err", err)
 			return i, true
 		}
