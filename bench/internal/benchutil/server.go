@@ -47,7 +47,12 @@ func BuildServer(dir string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "wabsync")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/wabsync")
+	args := []string{"build", "-o", bin}
+	if tags := os.Getenv("WABSYNC_BENCH_TAGS"); tags != "" {
+		// e.g. pprof: WABSYNC_PPROF_ADDR=127.0.0.1:6060 then serves profiles.
+		args = append(args, "-tags", tags)
+	}
+	cmd := exec.Command("go", append(args, "./cmd/wabsync")...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
