@@ -206,6 +206,9 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 
+	if err := db.OpenMailbox(ctx); err != nil {
+		return err
+	}
 	m.Sandbox = sandbox.NewNetwork(db, sandbox.Options{QRTTL: cfg.QRTTL})
 	pool, dialect, ownPool, err := db.Pool()
 	if err != nil {

@@ -53,7 +53,7 @@ func WithFence(ctx context.Context, sessionID, nodeID string, token int64) conte
 // the lease row is share-locked, so a takeover waits for this commit.
 func (t *Tx) checkFence(ctx context.Context) error {
 	f, ok := ctx.Value(fenceKey{}).(fence)
-	if !ok {
+	if !ok || t.db.leasesElsewhere {
 		return nil
 	}
 	lock := ""

@@ -2,13 +2,111 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/wabsync/wabsync"
 )
 
+// OpenMailbox gives the sandbox network's mail a database of its own on
+// SQLite: a file next to the main one ("wabsync.db" → "wabsync-sandbox.db"),
+// with its own writer. The sandbox stands for WhatsApp's servers, whose
+// traffic does not go through the gateway's store either: this way it does
+// not share the gateway's commits (every sandbox message is mail twice —
+// the message and its receipt — each stored and deleted). Mail left in the
+// main database by an older version is moved over. On PostgreSQL it does
+// nothing: nodes share the mail through the one database.
+func (db *DB) OpenMailbox(ctx context.Context) error {
+	if db.dialect != SQLite || db.mail != nil {
+		return nil
+	}
+	path := strings.TrimSuffix(db.path, ".db") + "-sandbox.db"
+	mail, err := Open(ctx, "sqlite://"+path, Options{Logger: db.logger})
+	if err != nil {
+		return fmt.Errorf("sandbox mailbox: %w", err)
+	}
+	mail.Now = db.Now
+	mail.leasesElsewhere = true
+	// The same schema as the main file (only sandbox_mailbox is used).
+	if _, err := mail.Migrate(ctx); err != nil {
+		mail.Close()
+		return fmt.Errorf("sandbox mailbox: %w", err)
+	}
+	if err := db.moveMail(ctx, mail); err != nil {
+		mail.Close()
+		return fmt.Errorf("sandbox mailbox: %w", err)
+	}
+	db.mail = mail
+	return nil
+}
+
+// moveMail moves the mail kept in db to mail, oldest first, keeping ids.
+func (db *DB) moveMail(ctx context.Context, mail *DB) error {
+	for {
+		rows, err := db.query(ctx, `SELECT id, to_phone, body, created_at FROM sandbox_mailbox ORDER BY id LIMIT 500`)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			id, to, body string
+			at           int64
+		}
+		var batch []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.to, &r.body, &r.at); err != nil {
+				rows.Close()
+				return err
+			}
+			batch = append(batch, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(batch) == 0 {
+			return err
+		}
+		if err := mail.Update(ctx, func(tx *Tx) error {
+			for _, r := range batch {
+				if _, err := tx.Exec(`INSERT INTO sandbox_mailbox (id, to_phone, body, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+					r.id, r.to, r.body, r.at); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := db.Update(ctx, func(tx *Tx) error {
+			for _, r := range batch {
+				if _, err := tx.Exec(`DELETE FROM sandbox_mailbox WHERE id = ?`, r.id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+}
+
+// mailbox is the database that keeps the sandbox mail.
+func (db *DB) mailbox() *DB {
+	if db.mail != nil {
+		return db.mail
+	}
+	return db
+}
+
+// DropMail removes the mail waiting for phone (its session is gone).
+func (db *DB) DropMail(ctx context.Context, phone string) error {
+	return db.mailbox().Update(ctx, func(tx *Tx) error {
+		_, err := tx.Exec(`DELETE FROM sandbox_mailbox WHERE to_phone = ?`, phone)
+		return err
+	})
+}
+
 // PutMail stores a sandbox network packet for phone (sandbox.Mailbox).
 func (db *DB) PutMail(ctx context.Context, toPhone string, body []byte) error {
+	db = db.mailbox()
 	return db.Update(Background(ctx), func(tx *Tx) error {
 		if _, err := tx.Exec(`INSERT INTO sandbox_mailbox (id, to_phone, body, created_at) VALUES (?, ?, ?, ?)`,
 			wabsync.NewID("mail"), toPhone, string(body), micros(db.Now())); err != nil {
@@ -24,6 +122,7 @@ func (db *DB) PutMails(ctx context.Context, to []string, bodies [][]byte) error 
 	if len(to) == 0 {
 		return nil
 	}
+	db = db.mailbox()
 	return db.Update(Background(ctx), func(tx *Tx) error {
 		now := micros(db.Now())
 		notified := map[string]bool{}
@@ -45,7 +144,7 @@ func (db *DB) PutMails(ctx context.Context, to []string, bodies [][]byte) error 
 
 // TakeMail returns up to limit packets for phone, oldest first.
 func (db *DB) TakeMail(ctx context.Context, toPhone string, limit int) ([]string, [][]byte, error) {
-	rows, err := db.query(ctx, (`SELECT id, body FROM sandbox_mailbox WHERE to_phone = ? ORDER BY id LIMIT ?`), toPhone, limit)
+	rows, err := db.mailbox().query(ctx, (`SELECT id, body FROM sandbox_mailbox WHERE to_phone = ? ORDER BY id LIMIT ?`), toPhone, limit)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -73,7 +172,7 @@ func (db *DB) DeleteMail(ctx context.Context, ids []string) error {
 	for i, id := range ids {
 		args[i] = id
 	}
-	return db.Update(Background(ctx), func(tx *Tx) error {
+	return db.mailbox().Update(Background(ctx), func(tx *Tx) error {
 		_, err := tx.Exec(q, args...)
 		return err
 	})

@@ -248,15 +248,20 @@ func (db *DB) RotateSessionToken(ctx context.Context, id, tokenHash string) erro
 
 // DeleteSession removes a session and, through foreign keys, its messages,
 // events, contacts, webhooks and deliveries.
+//
+// Mail waiting for its sandbox phone goes in the same transaction, or, when
+// the mail has a database of its own (OpenMailbox), right after; mail that a
+// crash in between leaves behind is dropped when the phone is given out
+// again (sandbox.Network).
 func (db *DB) DeleteSession(ctx context.Context, id string) error {
-	return db.Update(ctx, func(tx *Tx) error {
-		var phone string
+	var phone string
+	err := db.Update(ctx, func(tx *Tx) error {
 		if err := tx.QueryRow(`SELECT phone FROM sessions WHERE id = ?`, id).Scan(&phone); errors.Is(err, sql.ErrNoRows) {
 			return wabsync.NotFound("Session")
 		} else if err != nil {
 			return err
 		}
-		if phone != "" {
+		if phone != "" && db.mail == nil {
 			if _, err := tx.Exec(`DELETE FROM sandbox_mailbox WHERE to_phone = ?`, phone); err != nil {
 				return err
 			}
@@ -266,6 +271,10 @@ func (db *DB) DeleteSession(ctx context.Context, id string) error {
 		}
 		return tx.Notify(ChanTokens, id)
 	})
+	if err == nil && phone != "" && db.mail != nil {
+		err = db.DropMail(ctx, phone)
+	}
+	return err
 }
 
 // SessionByPhone returns the id of the session linked to phone, or "".

@@ -52,6 +52,13 @@ type DB struct {
 	seqs *seqCache
 	// checkpoints runs SQLite's WAL checkpoints off the write path.
 	checkpoints *checkpointer
+	// path is the SQLite file ("" on PostgreSQL).
+	path string
+	// mail, when set, keeps the sandbox network's mail (OpenMailbox).
+	mail *DB
+	// leasesElsewhere: this is the mail database; writes fenced by a lease
+	// are checked in the main one (a single SQLite node holds every lease).
+	leasesElsewhere bool
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -122,6 +129,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		db.hooks = &hookCache{}
 		db.seqs = &seqCache{m: map[string]*seqs{}}
 		checkpointDSN = "file:" + path + "?" + pragmas
+		db.path = path
 	case strings.HasPrefix(rawURL, "postgres://") || strings.HasPrefix(rawURL, "postgresql://"):
 		db.dialect = Postgres
 		p, err := sql.Open("pgx", rawURL)
@@ -204,6 +212,9 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close stops the writer and closes the connections.
 func (db *DB) Close() error {
+	if db.mail != nil {
+		db.mail.Close()
+	}
 	db.writer.close()
 	if db.checkpoints != nil {
 		db.checkpoints.close()

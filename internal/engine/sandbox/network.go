@@ -41,6 +41,8 @@ type Mailbox interface {
 	TakeMail(ctx context.Context, toPhone string, limit int) (ids []string, bodies [][]byte, err error)
 	// DeleteMail removes delivered items.
 	DeleteMail(ctx context.Context, ids []string) error
+	// DropMail removes every item for phone.
+	DropMail(ctx context.Context, phone string) error
 	// PhoneInUse reports whether a sandbox session is linked to phone.
 	PhoneInUse(ctx context.Context, phone string) (bool, error)
 }
@@ -214,6 +216,10 @@ func (n *Network) allocatePhone(ctx context.Context) (string, error) {
 			return "", err
 		}
 		if !used {
+			// Mail a deleted session left behind is not for the new one.
+			if err := n.mb.DropMail(ctx, p); err != nil {
+				return "", err
+			}
 			return p, nil
 		}
 	}
