@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,7 +25,45 @@ func (t *Tx) Notify(channel, payload string) error {
 	if t.db.dialect != Postgres {
 		return nil
 	}
+	if t.notes != nil {
+		t.notes.add(channel, payload)
+		return nil
+	}
 	_, err := t.Exec(`SELECT pg_notify(?, ?)`, channel, payload)
+	return err
+}
+
+// notes are the notifications of a batch, each sent once before it commits
+// (PostgreSQL folds repeats within a transaction anyway; this saves the
+// round trips).
+type notes struct {
+	seen map[[2]string]bool
+	list [][2]string
+}
+
+func (n *notes) add(channel, payload string) {
+	k := [2]string{channel, payload}
+	if n.seen[k] {
+		return
+	}
+	if n.seen == nil {
+		n.seen = map[[2]string]bool{}
+	}
+	n.seen[k] = true
+	n.list = append(n.list, k)
+}
+
+// send sends them inside tx, in one statement.
+func (n *notes) send(ctx context.Context, tx *sql.Tx) error {
+	if n == nil || len(n.list) == 0 {
+		return nil
+	}
+	chans := make([]string, len(n.list))
+	payloads := make([]string, len(n.list))
+	for i, k := range n.list {
+		chans[i], payloads[i] = k[0], k[1]
+	}
+	_, err := tx.ExecContext(ctx, `SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)`, chans, payloads)
 	return err
 }
 

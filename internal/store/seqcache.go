@@ -10,15 +10,22 @@ import (
 )
 
 // seqCache keeps sessions' message and event sequence counters in memory for
-// the writer (SQLite only, where the writer goroutine is the only one that
-// changes them). Each message used to bump a counter row three to five times
+// the writer. Each message used to bump a counter row three to five times
 // (accept, sent, received, delivered: one statement each); now a batch reads
 // a session's counters once and writes them back once, just before it
 // commits. A rollback forgets them; a statement of other code that reads or
 // writes the counters first gets them written back and forgotten.
+//
+// On SQLite the writer goroutine is the only one that changes the counters,
+// so one cache lives across batches. On PostgreSQL other nodes change them
+// too: each batch has its own cache (lock), which reads a session's counters
+// FOR UPDATE, so another node's batch waits for this one to commit.
 type seqCache struct {
 	m     map[string]*seqs
 	dirty []string
+	// lock: read the counters FOR UPDATE (PostgreSQL, where the cache lives
+	// for one batch: other nodes change the counters between batches).
+	lock bool
 }
 
 type seqs struct {
@@ -31,6 +38,9 @@ const maxSeqSessions = 50_000
 
 const seqWriteBack = `UPDATE sessions SET msg_seq = ?, event_seq = ? WHERE id = ?`
 
+// seqWriteBackPG is seqWriteBack for PostgreSQL (the locking cache).
+const seqWriteBackPG = `UPDATE sessions SET msg_seq = $1, event_seq = $2 WHERE id = $3`
+
 // touchesSeqs reports whether q reads or writes the counters itself, or
 // deletes sessions (whose counters must not outlive them).
 func touchesSeqs(q string) bool {
@@ -39,7 +49,7 @@ func touchesSeqs(q string) bool {
 
 // nextSeq returns the next message (or event) sequence of a session.
 func (t *Tx) nextSeq(sessionID string, event bool) (int64, error) {
-	c := t.db.seqs
+	c := t.seqs
 	if c == nil {
 		q := `UPDATE sessions SET msg_seq = msg_seq + 1 WHERE id = ? RETURNING msg_seq`
 		if event {
@@ -55,7 +65,11 @@ func (t *Tx) nextSeq(sessionID string, event bool) (int64, error) {
 	s := c.m[sessionID]
 	if s == nil {
 		s = &seqs{}
-		err := t.tx.QueryRowContext(t.ctx, `SELECT msg_seq, event_seq FROM sessions WHERE id = ?`, sessionID).Scan(&s.msg, &s.event)
+		q := `SELECT msg_seq, event_seq FROM sessions WHERE id = ?`
+		if c.lock {
+			q += ` FOR UPDATE`
+		}
+		err := t.tx.QueryRowContext(t.ctx, t.db.rebind(q), sessionID).Scan(&s.msg, &s.event)
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, wabsync.NotFound("Session")
 		}
@@ -95,6 +109,8 @@ func (c *seqCache) writeBack(ctx context.Context, tx *sql.Tx, stmts *writeStmts)
 		var err error
 		if st != nil {
 			_, err = st.ExecContext(ctx, s.msg, s.event, id)
+		} else if c.lock {
+			_, err = tx.ExecContext(ctx, seqWriteBackPG, s.msg, s.event, id)
 		} else {
 			_, err = tx.ExecContext(ctx, seqWriteBack, s.msg, s.event, id)
 		}

@@ -32,6 +32,12 @@ type Tx struct {
 	sessionsChanged bool
 	// stmts are the writer's prepared statements (SQLite; nil otherwise).
 	stmts *writeStmts
+	// seqs holds sequence counters: the writer's (SQLite), the batch's
+	// (PostgreSQL), or nil (each counter bumped by its own statement).
+	seqs *seqCache
+	// notes collects the batch's notifications (PostgreSQL), sent once
+	// each just before it commits.
+	notes *notes
 	// err is a failure of the store's own bookkeeping between statements;
 	// the transaction does not commit with it.
 	err error
@@ -69,7 +75,7 @@ func (t *Tx) prepared(q string) *sql.Stmt {
 	var kind stmtKind
 	if t.stmts != nil {
 		st, kind = t.stmts.lookup(q)
-	} else if t.db.sessions != nil {
+	} else if t.db.sessions != nil || t.seqs != nil {
 		kind = classify(q)
 	}
 	if kind&writesSessionRows != 0 {
@@ -78,7 +84,7 @@ func (t *Tx) prepared(q string) *sql.Stmt {
 	if h := t.db.hooks; h != nil && kind&writesWebhookRows != 0 {
 		h.valid = false
 	}
-	if c := t.db.seqs; c != nil && len(c.m) > 0 && kind&usesSeqColumns != 0 {
+	if c := t.seqs; c != nil && len(c.m) > 0 && kind&usesSeqColumns != 0 {
 		// Other code uses the counters: give it the current ones.
 		if err := c.writeBack(t.ctx, t.tx, t.stmts); err != nil && t.err == nil {
 			t.err = err
@@ -436,6 +442,13 @@ func (w *writer) runTx(batch []*job) (n int, err error) {
 			w.db.rolledBack()
 		}
 	}()
+	bseqs, nts := w.db.seqs, (*notes)(nil)
+	if w.db.dialect == Postgres {
+		// Counters are read once per session and batch with the row locked
+		// (FOR UPDATE: other nodes' writers wait for this commit), and
+		// written back once; each notification goes once.
+		bseqs, nts = &seqCache{m: map[string]*seqs{}, lock: true}, &notes{}
+	}
 	txs := make([]*Tx, 0, len(batch))
 	n = len(batch)
 	for i, j := range batch {
@@ -450,7 +463,7 @@ func (w *writer) runTx(batch []*job) (n int, err error) {
 			j.skipped = e
 			continue
 		}
-		t := &Tx{db: w.db, tx: tx, ctx: ctx, stmts: w.stmts}
+		t := &Tx{db: w.db, tx: tx, ctx: ctx, stmts: w.stmts, seqs: bseqs, notes: nts}
 		txs = append(txs, t)
 		if err := t.checkFence(j.ctx); err != nil {
 			return 0, err
@@ -463,10 +476,13 @@ func (w *writer) runTx(batch []*job) (n int, err error) {
 		}
 		j.after = t.after
 	}
-	if c := w.db.seqs; c != nil {
-		if err := c.writeBack(ctx, tx, w.stmts); err != nil {
+	if bseqs != nil {
+		if err := bseqs.writeBack(ctx, tx, w.stmts); err != nil {
 			return 0, err
 		}
+	}
+	if err := nts.send(ctx, tx); err != nil {
+		return 0, err
 	}
 	// Whether or not the commit reports success, the rows may have changed.
 	defer w.db.committed(txs...)
