@@ -134,7 +134,7 @@ type Idempotency struct {
 // sequence of its session, and the request's idempotency record, in one
 // transaction. After commit the session's sender is woken.
 func (db *DB) AcceptMessage(ctx context.Context, m *wabsync.Message, idem *Idempotency) error {
-	return db.Update(ctx, func(tx *Tx) error {
+	return db.Update(forSession(ctx, m.SessionID), func(tx *Tx) error {
 		seq, err := tx.nextMessageSeq(m.SessionID)
 		if err != nil {
 			return err
@@ -419,7 +419,7 @@ func (tx *Tx) advance(m *wabsync.Message, st wabsync.MessageStatus, at, began ti
 // timestamp; zero: now). began is when the sender took it from the outbox
 // (its "sending" time; zero: now).
 func (db *DB) MarkSent(ctx context.Context, sessionID, id string, at, began time.Time) error {
-	return db.Update(ctx, func(tx *Tx) error { return tx.MarkSent(sessionID, id, at, began) })
+	return db.Update(forSession(ctx, sessionID), func(tx *Tx) error { return tx.MarkSent(sessionID, id, at, began) })
 }
 
 // MarkSent is MarkSent inside an open transaction.
@@ -440,7 +440,7 @@ func (tx *Tx) MarkSent(sessionID, id string, at, began time.Time) error {
 // MarkFailed records that a message cannot be sent, with why; began is as
 // for MarkSent.
 func (db *DB) MarkFailed(ctx context.Context, sessionID, id, code, msg string, began time.Time) error {
-	return db.Update(ctx, func(tx *Tx) error { return tx.MarkFailed(sessionID, id, code, msg, began) })
+	return db.Update(forSession(ctx, sessionID), func(tx *Tx) error { return tx.MarkFailed(sessionID, id, code, msg, began) })
 }
 
 // MarkFailed is MarkFailed inside an open transaction.
@@ -460,7 +460,7 @@ func (tx *Tx) MarkFailed(sessionID, id, code, msg string, began time.Time) error
 // ApplyReceipt moves the session's outbound messages with these WhatsApp
 // ids forward to status (delivered, read or played).
 func (db *DB) ApplyReceipt(ctx context.Context, sessionID string, waIDs []string, st wabsync.MessageStatus, at time.Time) error {
-	return db.Update(ctx, func(tx *Tx) error { return tx.ApplyReceipt(sessionID, waIDs, st, at) })
+	return db.Update(forSession(ctx, sessionID), func(tx *Tx) error { return tx.ApplyReceipt(sessionID, waIDs, st, at) })
 }
 
 // ApplyReceipt is ApplyReceipt inside an open transaction.
@@ -488,7 +488,7 @@ func (tx *Tx) ApplyReceipt(sessionID string, waIDs []string, st wabsync.MessageS
 // whether the message was new.
 func (db *DB) StoreInbound(ctx context.Context, m *wabsync.Message, contact *wabsync.ContactInfo) (bool, error) {
 	var inserted bool
-	err := db.Update(ctx, func(tx *Tx) error {
+	err := db.Update(forSession(ctx, m.SessionID), func(tx *Tx) error {
 		var err error
 		inserted, err = tx.StoreInbound(m, contact)
 		return err
@@ -540,7 +540,7 @@ func (tx *Tx) StoreInbound(m *wabsync.Message, contact *wabsync.ContactInfo) (bo
 // nil when there is no such message.
 func (db *DB) ModifyByWAID(ctx context.Context, sessionID, waID, typ string, fn func(m *wabsync.Message)) (*wabsync.Message, error) {
 	var out *wabsync.Message
-	err := db.Update(ctx, func(tx *Tx) error {
+	err := db.Update(forSession(ctx, sessionID), func(tx *Tx) error {
 		var err error
 		out, err = tx.ModifyByWAID(sessionID, waID, typ, fn)
 		return err
@@ -571,7 +571,7 @@ func (tx *Tx) FindByWAID(sessionID, waID string) (*wabsync.Message, error) {
 // ModifyMessage changes a message by id and emits typ (if not empty).
 func (db *DB) ModifyMessage(ctx context.Context, sessionID, id, typ string, fn func(m *wabsync.Message) error) (*wabsync.Message, error) {
 	var out *wabsync.Message
-	err := db.Update(ctx, func(tx *Tx) error {
+	err := db.Update(forSession(ctx, sessionID), func(tx *Tx) error {
 		m, err := tx.getMessage(sessionID, id)
 		if err != nil {
 			return err
@@ -598,7 +598,7 @@ func (db *DB) ModifyMessage(ctx context.Context, sessionID, id, typ string, fn f
 // changed (to tell WhatsApp).
 func (db *DB) MarkInboundRead(ctx context.Context, sessionID, chat string, upToID string, waIDs []string) ([]*wabsync.Message, error) {
 	var changed []*wabsync.Message
-	err := db.Update(ctx, func(tx *Tx) error {
+	err := db.Update(forSession(ctx, sessionID), func(tx *Tx) error {
 		var err error
 		changed, err = tx.MarkInboundRead(sessionID, chat, upToID, waIDs)
 		return err

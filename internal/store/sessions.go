@@ -152,7 +152,7 @@ func (db *DB) SessionsToResume(ctx context.Context) ([]*wabsync.Session, error) 
 // session.status event is stored with it. It returns the stored session.
 func (db *DB) ModifySession(ctx context.Context, id string, fn func(tx *Tx, s *wabsync.Session) error) (*wabsync.Session, error) {
 	var out *wabsync.Session
-	err := db.Update(ctx, func(tx *Tx) error {
+	err := db.Update(forSession(ctx, id), func(tx *Tx) error {
 		s, err := tx.ModifySession(id, fn)
 		out = s
 		return err

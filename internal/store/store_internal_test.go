@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestWritesSessions(t *testing.T) {
@@ -62,5 +65,71 @@ func TestWAIDLookupUsesIndex(t *testing.T) {
 		if !strings.Contains(joined, "USING INDEX messages_wa_id (session_id=? AND wa_id=?") {
 			t.Errorf("%s\nplan: %s", q, joined)
 		}
+	}
+}
+
+// A batch of background changes ends early (bgYield, before maxBatchWork)
+// once a request's change waits: the request commits in the next batch, not
+// after every background change of this one.
+func TestBackgroundYieldsToWaitingRequest(t *testing.T) {
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "yield.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mu sync.Mutex
+	var order []string
+	note := func(name string) {
+		mu.Lock()
+		order = append(order, name)
+		mu.Unlock()
+	}
+	ctx := context.Background()
+	release, started := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	run := func(ctx context.Context, name string, fn func()) {
+		defer wg.Done()
+		if err := db.Update(ctx, func(*Tx) error {
+			if fn != nil {
+				fn()
+			}
+			note(name)
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Add(1)
+	go run(ctx, "gate", func() { close(started); <-release })
+	<-started
+	fg := db.writer.lanes[0].ch
+	var once sync.Once
+	wg.Add(1)
+	go run(Background(ctx), "bg0", func() {
+		once.Do(func() {
+			begun := time.Now()
+			wg.Add(1)
+			go run(ctx, "request", nil)
+			for len(fg) == 0 && time.Since(begun) < time.Second {
+				time.Sleep(50 * time.Microsecond)
+			}
+			// Past bgYield, well short of maxBatchWork.
+			time.Sleep(bgYield + bgYield/2 - time.Since(begun))
+		})
+	})
+	for len(db.writer.lanes[0].bg) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i < 10; i++ {
+		wg.Add(1)
+		go run(Background(ctx), fmt.Sprint("bg", i), nil)
+		for len(db.writer.lanes[0].bg) < i+1 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(release)
+	wg.Wait()
+	if len(order) != 12 || order[0] != "gate" || order[1] != "bg0" || order[2] != "request" {
+		t.Fatalf("order %v: the request waited for the background batch", order)
 	}
 }
