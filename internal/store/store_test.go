@@ -192,7 +192,7 @@ func TestLongChangeEndsItsBatch(t *testing.T) {
 	go func() { defer wg.Done(); event(-2, func() { close(started); <-release }) }()
 	<-started
 	before := db.WriterStats()
-	go func() { defer wg.Done(); event(-1, func() { time.Sleep(20 * time.Millisecond) }) }()
+	go func() { defer wg.Done(); event(-1, func() { time.Sleep(40 * time.Millisecond) }) }() // past maxBatchWork(PG)
 	time.Sleep(20 * time.Millisecond)
 	const n = 50
 	for i := range n {

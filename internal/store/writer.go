@@ -449,6 +449,12 @@ func foregroundFirst(batch []*job, carried int) {
 // every request behind it for tens of milliseconds.
 const maxBatchWork = 3 * time.Millisecond
 
+// maxBatchWorkPG is maxBatchWork on PostgreSQL, where a change's time is
+// mostly a round trip to the server, not work that holds the others up:
+// with 3 ms a batch ended after four or five changes under load (measured:
+// 4.6 changes per commit with 64 requests waiting).
+const maxBatchWorkPG = 25 * time.Millisecond
+
 // bgYield is how long background changes may run in a batch once a
 // foreground change waits for the next one.
 const bgYield = time.Millisecond
@@ -504,13 +510,17 @@ func (w *writer) runTx(batch []*job, l lane) (n int, err error) {
 		// written back once; each notification goes once.
 		bseqs, nts = &seqCache{m: map[string]*seqs{}, lock: true}, &notes{}
 	}
+	limit := maxBatchWork
+	if w.db.dialect == Postgres {
+		limit = maxBatchWorkPG
+	}
 	txs := make([]*Tx, 0, len(batch))
 	n = len(batch)
 	for i, j := range batch {
 		if i > 0 {
 			// Background work yields sooner to requests that arrived
 			// meanwhile: they commit in the next batch, not after all of it.
-			if el := time.Since(start); el > maxBatchWork || (j.bg && el > bgYield && len(l.ch) > 0) {
+			if el := time.Since(start); el > limit || (j.bg && el > bgYield && len(l.ch) > 0) {
 				n = i
 				break
 			}
