@@ -119,11 +119,27 @@ func (db *DB) PutMail(ctx context.Context, toPhone string, body []byte) error {
 // PutMails stores several packets in one transaction, in order: bodies[i]
 // for phone to[i].
 func (db *DB) PutMails(ctx context.Context, to []string, bodies [][]byte) error {
-	if len(to) == 0 {
+	return db.ReplaceMail(ctx, nil, to, bodies)
+}
+
+// ReplaceMail removes the delivered packets done and stores bodies[i] for
+// phone to[i], in order, in one transaction.
+func (db *DB) ReplaceMail(ctx context.Context, done []string, to []string, bodies [][]byte) error {
+	if len(done) == 0 && len(to) == 0 {
 		return nil
 	}
 	db = db.mailbox()
 	return db.Update(Background(ctx), func(tx *Tx) error {
+		if len(done) > 0 {
+			q := `DELETE FROM sandbox_mailbox WHERE id IN (?` + strings.Repeat(",?", len(done)-1) + `)`
+			args := make([]any, len(done))
+			for i, id := range done {
+				args[i] = id
+			}
+			if _, err := tx.Exec(q, args...); err != nil {
+				return err
+			}
+		}
 		now := micros(db.Now())
 		notified := map[string]bool{}
 		for i, phone := range to {
@@ -160,22 +176,6 @@ func (db *DB) TakeMail(ctx context.Context, toPhone string, limit int) ([]string
 		bodies = append(bodies, []byte(body))
 	}
 	return ids, bodies, rows.Err()
-}
-
-// DeleteMail removes delivered packets.
-func (db *DB) DeleteMail(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	q := `DELETE FROM sandbox_mailbox WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	return db.mailbox().Update(Background(ctx), func(tx *Tx) error {
-		_, err := tx.Exec(q, args...)
-		return err
-	})
 }
 
 // PhoneInUse reports whether a sandbox session is linked to phone.

@@ -251,6 +251,12 @@ func (n *Network) flush(ctx context.Context, o *outbox) error {
 	if err := n.mb.PutMails(ctx, o.to, o.bodies); err != nil {
 		return err
 	}
+	n.wakeAll(o)
+	return nil
+}
+
+// wakeAll wakes the recipients of o's packets.
+func (n *Network) wakeAll(o *outbox) {
 	seen := map[string]bool{}
 	for _, p := range o.to {
 		if !seen[p] {
@@ -258,7 +264,6 @@ func (n *Network) flush(ctx context.Context, o *outbox) error {
 			n.Wake(p)
 		}
 	}
-	return nil
 }
 
 // Send delivers msg on the network.
@@ -509,10 +514,11 @@ func (e *Engine) drain() {
 				return
 			}
 		}
-		if err := e.n.flush(ctx, &receipts); err != nil {
+		// The receipts go out as the batch leaves the mailbox: one write.
+		if err := e.n.mb.ReplaceMail(ctx, ids, receipts.to, receipts.bodies); err != nil {
 			return
 		}
-		_ = e.n.mb.DeleteMail(ctx, ids)
+		e.n.wakeAll(&receipts)
 		if len(ids) < drainBatch {
 			return
 		}

@@ -39,8 +39,9 @@ type Mailbox interface {
 	PutMails(ctx context.Context, to []string, bodies [][]byte) error
 	// TakeMail returns up to limit items for phone, oldest first.
 	TakeMail(ctx context.Context, toPhone string, limit int) (ids []string, bodies [][]byte, err error)
-	// DeleteMail removes delivered items.
-	DeleteMail(ctx context.Context, ids []string) error
+	// ReplaceMail removes delivered items and stores bodies[i] for to[i],
+	// in order, all in one write.
+	ReplaceMail(ctx context.Context, done []string, to []string, bodies [][]byte) error
 	// DropMail removes every item for phone.
 	DropMail(ctx context.Context, phone string) error
 	// PhoneInUse reports whether a sandbox session is linked to phone.
