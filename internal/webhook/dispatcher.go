@@ -162,7 +162,7 @@ type Dispatcher struct {
 	held      int                 // claimed and not yet recorded
 	inflight  int
 	recording int   // attempted, being recorded
-	recorded  int64 // attempts whose recording ended
+	finished  int64 // held deliveries let go: recorded (or failed to be), or left to be claimed again
 	stopping  bool
 	running   bool
 	wg        sync.WaitGroup
@@ -323,7 +323,7 @@ func (d *Dispatcher) Close() error {
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		before := d.recordedCount()
+		before := d.finishedCount()
 		n, more, err := d.claim(ctx)
 		total += n
 		if err != nil {
@@ -333,11 +333,12 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 		if n > 0 || more {
 			continue
 		}
-		// Nothing due: done once every attempt is recorded, unless one was
-		// recorded since this claim began (its record may have made others
-		// due, so that claiming again may find more).
+		// Nothing due: done once every attempt is recorded, unless a held
+		// delivery was finished with since this claim began (its record may
+		// have made others due, or it was left to be claimed again, so that
+		// claiming again may find more).
 		d.waitIdle()
-		if d.recordedCount() == before {
+		if d.finishedCount() == before {
 			return total, nil
 		}
 	}
@@ -352,12 +353,12 @@ func (d *Dispatcher) waitIdle() {
 	}
 }
 
-// recordedCount returns how many attempts have been recorded (or failed to
-// be) so far.
-func (d *Dispatcher) recordedCount() int64 {
+// finishedCount returns how many held deliveries were finished with so far:
+// their attempts recorded (or failed to be), or left to be claimed again.
+func (d *Dispatcher) finishedCount() int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.recorded
+	return d.finished
 }
 
 // lowWater is the free room below which the dispatcher does not claim, so
@@ -516,10 +517,21 @@ func (d *Dispatcher) deliver(ep *endpoint, c *store.ClaimedDelivery) {
 		// Its claim may lapse before the attempt ends, and another worker
 		// take it: leave it to be claimed again.
 		d.mu.Lock()
+		if cb := d.circuits[ep.id]; cb != nil && cb.probe == c.ID {
+			// It was its open circuit's probe, and no attempt was made:
+			// the probe is due still, and the next claim takes one. Left
+			// set, it would keep every claim from the endpoint for good
+			// (only an attempt at the probe clears it), and the endpoint's
+			// deliveries would wait for ever.
+			cb.probe = ""
+		}
 		ep.inflight--
 		d.inflight--
 		ep.held--
 		d.held--
+		// It is due again (its claim lapsed or is about to): RunOnce claims
+		// again.
+		d.finished++
 		if ep.held == 0 && ep.inflight == 0 && len(ep.queue) == 0 {
 			delete(d.eps, ep.id)
 		} else {
@@ -581,7 +593,7 @@ func (d *Dispatcher) deliver(ep *endpoint, c *store.ClaimedDelivery) {
 
 	d.mu.Lock()
 	d.recording--
-	d.recorded++
+	d.finished++
 	d.held--
 	if d.held <= d.o.MaxHeld-d.lowWater() {
 		d.signalRoom()

@@ -142,3 +142,52 @@ func TestRecoveryDrainsWithoutPolling(t *testing.T) {
 	testutil.Eventually(t, 60*time.Second, func() bool { return rc.delivered() == backlog+1 }, "the backlog to drain")
 	testutil.Eventually(t, 10*time.Second, func() bool { return pendingCount(t, db, w.ID) == 0 }, "the last attempts to be recorded")
 }
+
+// A probe that waits for a free slot until its claim may lapse is not made
+// (another worker may hold it by then); the open circuit then takes another
+// probe, rather than waiting for ever for the one it let go. (Left set, the
+// probe kept every claim from the endpoint: its backlog never drained.)
+func TestProbeNotMadeIsTakenAgain(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	clock := NewClock(time.Now())
+	db.Now = clock.Now
+	rc := newOutageReceiver(t)
+	// The other endpoint's attempt holds the one slot while the clock moves
+	// past the lease of the probe queued behind it.
+	other := MustReceiver(t)
+	var moved atomic.Bool
+	other.Respond = func(int, *http.Request) int {
+		if !moved.Swap(true) {
+			clock.Advance(time.Hour)
+		}
+		return http.StatusNoContent
+	}
+	sid, otherSID := MustSession(t, db), MustSession(t, db)
+	w := MustWebhook(t, db, &sid, rc.URL)
+	MustWebhook(t, db, &otherSID, other.URL)
+	d := webhook.NewDispatcher(db, webhook.Options{AllowPrivate: true, Now: clock.Now, Concurrency: 1})
+
+	// Three failures open the circuit; the other deliveries wait for a probe.
+	rc.down.Store(true)
+	const events = 10
+	mustEvents(t, db, sid, events)
+	MustRunOnce(t, d)
+	if n := rc.Count(); n != 3 {
+		t.Fatalf("%d attempts while down, want 3 (then the circuit is open)", n)
+	}
+	// The other endpoint's delivery is due before the probe, so it is
+	// claimed first, with the probe, and takes the slot first.
+	MustEvent(t, db, otherSID, wabsync.EventMessageReceived)
+	clock.Advance(time.Minute) // the probe falls due
+	rc.down.Store(false)
+	MustRunOnce(t, d)
+	if !moved.Load() {
+		t.Fatal("the other endpoint got no attempt")
+	}
+	if n := rc.delivered(); n != events {
+		t.Fatalf("%d of %d events delivered after the endpoint came back", n, events)
+	}
+	if n := pendingCount(t, db, w.ID); n != 0 {
+		t.Fatalf("%d deliveries still pending", n)
+	}
+}
