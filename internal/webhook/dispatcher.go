@@ -163,6 +163,7 @@ type Dispatcher struct {
 	inflight  int
 	recording int   // attempted, being recorded
 	finished  int64 // held deliveries let go: recorded (or failed to be), or left to be claimed again
+	waitRoom  bool  // the last claim found too little free room: roomFreed wakes the loop
 	stopping  bool
 	running   bool
 	wg        sync.WaitGroup
@@ -376,6 +377,7 @@ func (d *Dispatcher) claim(ctx context.Context) (int, bool, error) {
 	}
 	free := d.o.MaxHeld - d.held
 	if free < d.lowWater() && d.held > 0 {
+		d.waitRoom = true // roomFreed wakes the claim loop
 		d.mu.Unlock()
 		return 0, false, nil
 	}
@@ -580,8 +582,12 @@ func (d *Dispatcher) deliver(ep *endpoint, c *store.ClaimedDelivery) {
 		d.park(parked, parkAt)
 		d.mu.Lock()
 		d.held -= len(parked)
+		freed := d.roomFreed()
 		d.cond.Broadcast()
 		d.mu.Unlock()
+		if freed {
+			d.signalRoom()
+		}
 	}
 
 	d.record(c, r)
@@ -590,16 +596,36 @@ func (d *Dispatcher) deliver(ep *endpoint, c *store.ClaimedDelivery) {
 		// record made the rest due), so claim at once.
 		d.Notify()
 	}
+	// A failure whose next attempt has already come (the attempt or its
+	// record took longer than the backoff) is due again at once.
+	due := !r.Succeeded && !r.NextAttemptAt.IsZero() && !r.NextAttemptAt.After(d.o.Now())
 
 	d.mu.Lock()
 	d.recording--
 	d.finished++
 	d.held--
-	if d.held <= d.o.MaxHeld-d.lowWater() {
-		d.signalRoom()
-	}
+	freed := d.roomFreed()
 	d.cond.Broadcast()
 	d.mu.Unlock()
+	// The record ended the claim. It made nothing else due (a success that
+	// released a backlog notified, above and in record), so the claim loop
+	// is woken only if it waits for room or the delivery is due again:
+	// waking it after every record kept it reading the whole due set once
+	// per record while a backlog of attempts was recorded, for nothing.
+	if freed || due {
+		d.signalRoom()
+	}
+}
+
+// roomFreed reports whether the claim loop waits for free room (waitRoom)
+// and now has it, and then clears waitRoom: the caller signals room.
+// Called when held drops; d.mu is held.
+func (d *Dispatcher) roomFreed() bool {
+	if d.waitRoom && d.held <= d.o.MaxHeld-d.lowWater() {
+		d.waitRoom = false
+		return true
+	}
+	return false
 }
 
 // trip updates ep's circuit with the outcome r of attempt c. A success

@@ -531,3 +531,61 @@ func TestFailures(t *testing.T) {
 		})
 	}
 }
+
+// The claim loop is woken by what can make a delivery claimable — not by
+// every record — so each of these must wake it (the poll is an hour).
+func TestWakesWithoutPolling(t *testing.T) {
+	t.Run("AFailureAlreadyDueIsRetried", func(t *testing.T) {
+		// The attempt outlasts its backoff: its failure is due when it is
+		// recorded, and nothing else happens.
+		db := testutil.MustOpenDB(t)
+		clock := NewClock(time.Now())
+		db.Now = clock.Now
+		rc := MustReceiver(t)
+		rc.Respond = func(n int, _ *http.Request) int {
+			if n == 1 {
+				clock.Advance(time.Minute) // the first retry is due in 5 s
+				return http.StatusServiceUnavailable
+			}
+			return http.StatusNoContent
+		}
+		sid := MustSession(t, db)
+		w := MustWebhook(t, db, &sid, rc.URL)
+		d := webhook.NewDispatcher(db, webhook.Options{AllowPrivate: true, Now: clock.Now, PollInterval: time.Hour})
+		MustRun(t, db, d)
+		MustEvent(t, db, sid, wabsync.EventMessageReceived)
+		testutil.Eventually(t, 20*time.Second, func() bool {
+			l := MustDeliveries(t, db, w.ID)
+			return len(l) == 1 && l[0].Status == wabsync.DeliverySucceeded
+		}, "the retry to succeed")
+		if n := rc.Count(); n != 2 {
+			t.Fatalf("%d attempts, want 2", n)
+		}
+	})
+	t.Run("HeldDeliveriesRecordedMakeRoom", func(t *testing.T) {
+		// Eight held at most: claims stop until records make room.
+		db := testutil.MustOpenDB(t)
+		rc := MustReceiver(t)
+		sid := MustSession(t, db)
+		const webhooks, events = 4, 20
+		var ids []string
+		for i := 0; i < webhooks; i++ {
+			ids = append(ids, MustWebhook(t, db, &sid, rc.URL).ID)
+		}
+		d := webhook.NewDispatcher(db, webhook.Options{AllowPrivate: true, PerEndpoint: 2, QueuePerEndpoint: 4,
+			MaxHeld: 8, PollInterval: time.Hour})
+		MustRun(t, db, d)
+		mustEvents(t, db, sid, events)
+		testutil.Eventually(t, 30*time.Second, func() bool {
+			for _, id := range ids {
+				if pendingCount(t, db, id) != 0 {
+					return false
+				}
+			}
+			return true
+		}, "every delivery to be made and recorded")
+		if n := rc.Count(); n < webhooks*events {
+			t.Fatalf("%d attempts for %d deliveries", n, webhooks*events)
+		}
+	})
+}
