@@ -43,7 +43,7 @@ func newMetrics(db *store.DB) *metrics {
 		Name: "wabsync_db_write_changes_total",
 		Help: "Changes committed by the group-commit writer (changes / batches = mean batch size).",
 	}, func() float64 { return float64(db.WriterStats().Changes) })
-	reg.MustRegister(m.requests, m.latency, batches, changes,
+	reg.MustRegister(m.requests, m.latency, batches, changes, writerTimings{db},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.SQL(), db.Dialect()))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
@@ -56,4 +56,36 @@ func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 func (m *metrics) observe(route, method string, code int, d time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// writerTimings exports the store writer's timing histograms.
+type writerTimings struct{ db *store.DB }
+
+var (
+	writeWaitDesc = prometheus.NewDesc("wabsync_db_write_wait_seconds",
+		"How long a request's change waited for its group-commit batch to begin.", nil, nil)
+	writeCommitDesc = prometheus.NewDesc("wabsync_db_commit_seconds",
+		"How long each group-commit batch took to commit (on SQLite: the fsync).", nil, nil)
+)
+
+func (c writerTimings) Describe(ch chan<- *prometheus.Desc) {
+	ch <- writeWaitDesc
+	ch <- writeCommitDesc
+}
+
+func (c writerTimings) Collect(ch chan<- prometheus.Metric) {
+	t := c.db.WriterTimings()
+	ch <- constHistogram(writeWaitDesc, t.Wait)
+	ch <- constHistogram(writeCommitDesc, t.Commit)
+}
+
+func constHistogram(d *prometheus.Desc, h store.Histogram) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(store.TimingBuckets))
+	var cum uint64
+	for i, le := range store.TimingBuckets {
+		cum += h.Counts[i]
+		buckets[le] = cum
+	}
+	total := cum + h.Counts[len(h.Counts)-1]
+	return prometheus.MustNewConstHistogram(d, total, h.Sum.Seconds(), buckets)
 }

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/wabsync/wabsync/internal/store"
 	"github.com/wabsync/wabsync/internal/testutil"
 )
 
@@ -62,5 +64,33 @@ func TestCursor(t *testing.T) {
 	}
 	if v, err := decodeCursor(encodeCursor("ses_1")); err != nil || v != "ses_1" {
 		t.Fatalf("round trip: %q %v", v, err)
+	}
+}
+
+// /metrics shows where a change's time goes in the store's writer: how long
+// requests' changes wait for their batch, and how long commits take.
+func TestMetricsShowWriterTimings(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	s := New(Config{MetricsPublic: true}, db, nil, Deps{}, slog.New(slog.DiscardHandler))
+	for range 3 {
+		if err := db.Update(t.Context(), func(tx *store.Tx) error { return tx.Notify(store.ChanOutbox, "x") }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{`wabsync_db_write_wait_seconds_bucket{le="0.001"}`, "wabsync_db_write_wait_seconds_count ",
+		`wabsync_db_commit_seconds_bucket{le="+Inf"}`, "wabsync_db_commit_seconds_sum "} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("/metrics (%d) lacks %s:\n%.2000s", rec.Code, want, body)
+		}
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "wabsync_db_write_wait_seconds_count ") || strings.HasPrefix(line, "wabsync_db_commit_seconds_count ") {
+			if n, _ := strconv.Atoi(strings.Fields(line)[1]); n < 3 {
+				t.Fatalf("%s: want at least the 3 changes made", line)
+			}
+		}
 	}
 }

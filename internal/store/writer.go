@@ -210,6 +210,7 @@ func (t *Tx) AfterCommit(f func()) { t.after = append(t.after, f) }
 func (t *Tx) DB() *DB { return t.db }
 
 type job struct {
+	queued  time.Time // when Update queued it
 	ctx     context.Context
 	fn      func(*Tx) error
 	skipped error // set when the job was left out of its batch
@@ -228,6 +229,8 @@ type writer struct {
 	// batches and changes count committed transactions and the changes in
 	// them (their ratio is the group-commit batch size).
 	batches, changes atomic.Uint64
+	// wait and commitTime are timing histograms (WriterTimings).
+	wait, commitTime histogram
 
 	db      *DB
 	stmts   *writeStmts // SQLite only; used by the writer goroutine alone
@@ -324,7 +327,7 @@ func (w *writer) close() {
 // failed). fn may be called more than once (a batch that had to be retried);
 // it must derive everything from the database and its arguments.
 func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
-	j := &job{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	j := &job{queued: time.Now(), ctx: ctx, fn: fn, done: make(chan error, 1)}
 	w := db.writer
 	w.mu.RLock()
 	if w.closed {
@@ -526,6 +529,9 @@ func (w *writer) runTx(batch []*job, l lane) (n int, err error) {
 			}
 		}
 		j.after, j.skipped = nil, nil
+		if !j.bg && !j.queued.IsZero() {
+			w.wait.observe(start.Sub(j.queued))
+		}
 		if e := j.ctx.Err(); e != nil {
 			// Its caller gave up before it ran: it is left out (nothing of it
 			// is written) and fails with that, without taking the batch down.
@@ -555,9 +561,11 @@ func (w *writer) runTx(batch []*job, l lane) (n int, err error) {
 	}
 	// Whether or not the commit reports success, the rows may have changed.
 	defer w.db.committed(txs...)
+	cstart := time.Now()
 	if err := tx.Commit(); err != nil {
 		return 0, err
 	}
+	w.commitTime.observe(time.Since(cstart))
 	w.batches.Add(1)
 	w.changes.Add(uint64(len(txs)))
 	return n, nil
