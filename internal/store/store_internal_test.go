@@ -133,3 +133,53 @@ func TestBackgroundYieldsToWaitingRequest(t *testing.T) {
 		t.Fatalf("order %v: the request waited for the background batch", order)
 	}
 }
+
+// Background work rides along in a batch that holds a request's change for
+// bgRide at most, so the request's commit does not wait for all of it.
+func TestBackgroundRidesBrieflyWithRequest(t *testing.T) {
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "ride.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	release, started := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	run := func(ctx context.Context, fn func()) {
+		defer wg.Done()
+		if err := db.Update(ctx, func(*Tx) error {
+			if fn != nil {
+				fn()
+			}
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Add(1)
+	go run(ctx, func() { close(started); <-release })
+	<-started
+	l := db.writer.lanes[0]
+	wg.Add(1)
+	go run(ctx, nil) // the request
+	for len(l.ch) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	wg.Add(1)
+	go run(Background(ctx), func() { time.Sleep(2 * bgRide) }) // rides along, then the ride is over
+	for len(l.bg) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	wg.Add(1)
+	go run(Background(ctx), nil) // waits for the next batch
+	for len(l.bg) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	before := db.WriterStats()
+	close(release)
+	wg.Wait()
+	// gate | request + first background | second background
+	if b := db.WriterStats().Batches - before.Batches; b != 3 {
+		t.Fatalf("%d batches after the gate's began, want 3: background work past bgRide went in the request's batch", b)
+	}
+}

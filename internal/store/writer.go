@@ -462,6 +462,10 @@ const maxBatchWorkPG = 25 * time.Millisecond
 // foreground change waits for the next one.
 const bgYield = time.Millisecond
 
+// bgRide is how much background work may join a batch that holds requests'
+// changes, after them.
+const bgRide = 250 * time.Microsecond
+
 // commit runs a batch, or as much of it as fits in maxBatchWork, and tells
 // each change's caller the outcome. It returns how many changes it handled.
 func (w *writer) commit(batch []*job, l lane) int {
@@ -519,11 +523,19 @@ func (w *writer) runTx(batch []*job, l lane) (n int, err error) {
 	}
 	txs := make([]*Tx, 0, len(batch))
 	n = len(batch)
+	var fgUntil time.Duration // when this batch's requests' changes had run (-1: none)
+	if len(batch) > 0 && batch[0].bg {
+		fgUntil = -1
+	}
 	for i, j := range batch {
 		if i > 0 {
-			// Background work yields sooner to requests that arrived
-			// meanwhile: they commit in the next batch, not after all of it.
-			if el := time.Since(start); el > limit || (j.bg && el > bgYield && len(l.ch) > 0) {
+			el := time.Since(start)
+			// Background work yields to requests: to those that arrived
+			// meanwhile (they commit in the next batch, not after all of
+			// it), and to those in this batch, whose commit it would delay
+			// (it rides along for bgRide at most; what is carried over
+			// twice goes first in a later batch).
+			if el > limit || (j.bg && el > bgYield && len(l.ch) > 0) || (j.bg && fgUntil >= 0 && el-fgUntil > bgRide) {
 				n = i
 				break
 			}
@@ -550,6 +562,9 @@ func (w *writer) runTx(batch []*job, l lane) (n int, err error) {
 			return 0, t.err
 		}
 		j.after = t.after
+		if !j.bg {
+			fgUntil = time.Since(start)
+		}
 	}
 	if bseqs != nil {
 		if err := bseqs.writeBack(ctx, tx, w.stmts); err != nil {
