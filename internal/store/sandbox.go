@@ -106,14 +106,7 @@ func (db *DB) DropMail(ctx context.Context, phone string) error {
 
 // PutMail stores a sandbox network packet for phone (sandbox.Mailbox).
 func (db *DB) PutMail(ctx context.Context, toPhone string, body []byte) error {
-	db = db.mailbox()
-	return db.Update(Background(ctx), func(tx *Tx) error {
-		if _, err := tx.Exec(`INSERT INTO sandbox_mailbox (id, to_phone, body, created_at) VALUES (?, ?, ?, ?)`,
-			wabsync.NewID("mail"), toPhone, string(body), micros(db.Now())); err != nil {
-			return err
-		}
-		return tx.Notify(ChanMail, toPhone)
-	})
+	return db.ReplaceMail(ctx, nil, []string{toPhone}, [][]byte{body})
 }
 
 // PutMails stores several packets in one transaction, in order: bodies[i]

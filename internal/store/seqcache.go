@@ -38,9 +38,6 @@ const maxSeqSessions = 50_000
 
 const seqWriteBack = `UPDATE sessions SET msg_seq = ?, event_seq = ? WHERE id = ?`
 
-// seqWriteBackPG is seqWriteBack for PostgreSQL (the locking cache).
-const seqWriteBackPG = `UPDATE sessions SET msg_seq = $1, event_seq = $2 WHERE id = $3`
-
 // touchesSeqs reports whether q reads or writes the counters itself, or
 // deletes sessions (whose counters must not outlive them).
 func touchesSeqs(q string) bool {
@@ -91,7 +88,7 @@ func (t *Tx) nextSeq(sessionID string, event bool) (int64, error) {
 }
 
 // writeBack stores the counters changed in this transaction.
-func (c *seqCache) writeBack(ctx context.Context, tx *sql.Tx, stmts *writeStmts) error {
+func (c *seqCache) writeBack(ctx context.Context, db *DB, tx *sql.Tx, stmts *writeStmts) error {
 	if len(c.dirty) == 0 {
 		return nil
 	}
@@ -109,10 +106,8 @@ func (c *seqCache) writeBack(ctx context.Context, tx *sql.Tx, stmts *writeStmts)
 		var err error
 		if st != nil {
 			_, err = st.ExecContext(ctx, s.msg, s.event, id)
-		} else if c.lock {
-			_, err = tx.ExecContext(ctx, seqWriteBackPG, s.msg, s.event, id)
 		} else {
-			_, err = tx.ExecContext(ctx, seqWriteBack, s.msg, s.event, id)
+			_, err = tx.ExecContext(ctx, db.rebind(seqWriteBack), s.msg, s.event, id)
 		}
 		if err != nil {
 			return err

@@ -7,12 +7,12 @@ import (
 
 // TimingBuckets are the upper bounds, in seconds, of the writer's timing
 // histograms (WriterTimings).
-var TimingBuckets = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1}
+var TimingBuckets = [...]float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1}
 
 // histogram counts durations into TimingBuckets (plus one for the rest).
 // The writer goroutines observe; metrics read. Both lock-free.
 type histogram struct {
-	counts [11]atomic.Uint64
+	counts [len(TimingBuckets) + 1]atomic.Uint64
 	sum    atomic.Int64 // nanoseconds
 }
 

@@ -86,7 +86,7 @@ func (t *Tx) prepared(q string) *sql.Stmt {
 	}
 	if c := t.seqs; c != nil && len(c.m) > 0 && kind&usesSeqColumns != 0 {
 		// Other code uses the counters: give it the current ones.
-		if err := c.writeBack(t.ctx, t.tx, t.stmts); err != nil && t.err == nil {
+		if err := c.writeBack(t.ctx, t.db, t.tx, t.stmts); err != nil && t.err == nil {
 			t.err = err
 		}
 		c.forget()
@@ -510,23 +510,16 @@ func (w *writer) runTx(batch []*job, l lane) (n int, err error) {
 			w.db.rolledBack()
 		}
 	}()
-	bseqs, nts := w.db.seqs, (*notes)(nil)
+	bseqs, nts, limit := w.db.seqs, (*notes)(nil), maxBatchWork
 	if w.db.dialect == Postgres {
 		// Counters are read once per session and batch with the row locked
 		// (FOR UPDATE: other nodes' writers wait for this commit), and
 		// written back once; each notification goes once.
-		bseqs, nts = &seqCache{m: map[string]*seqs{}, lock: true}, &notes{}
-	}
-	limit := maxBatchWork
-	if w.db.dialect == Postgres {
-		limit = maxBatchWorkPG
+		bseqs, nts, limit = &seqCache{m: map[string]*seqs{}, lock: true}, &notes{}, maxBatchWorkPG
 	}
 	txs := make([]*Tx, 0, len(batch))
 	n = len(batch)
-	var fgUntil time.Duration // when this batch's requests' changes had run (-1: none)
-	if len(batch) > 0 && batch[0].bg {
-		fgUntil = -1
-	}
+	fgUntil := time.Duration(-1) // when this batch's requests' changes had run (-1: it has none)
 	for i, j := range batch {
 		if i > 0 {
 			el := time.Since(start)
@@ -541,7 +534,7 @@ func (w *writer) runTx(batch []*job, l lane) (n int, err error) {
 			}
 		}
 		j.after, j.skipped = nil, nil
-		if !j.bg && !j.queued.IsZero() {
+		if !j.bg {
 			w.wait.observe(start.Sub(j.queued))
 		}
 		if e := j.ctx.Err(); e != nil {
@@ -567,7 +560,7 @@ func (w *writer) runTx(batch []*job, l lane) (n int, err error) {
 		}
 	}
 	if bseqs != nil {
-		if err := bseqs.writeBack(ctx, tx, w.stmts); err != nil {
+		if err := bseqs.writeBack(ctx, w.db, tx, w.stmts); err != nil {
 			return 0, err
 		}
 	}
