@@ -251,8 +251,8 @@ func (db *DB) RotateSessionToken(ctx context.Context, id, tokenHash string) erro
 //
 // Mail waiting for its sandbox phone goes in the same transaction, or, when
 // the mail has a database of its own (OpenMailbox), right after; mail that a
-// crash in between leaves behind is dropped when the phone is given out
-// again (sandbox.Network).
+// crash or a failure in between leaves behind is dropped when the phone is
+// given out again (sandbox.Network).
 func (db *DB) DeleteSession(ctx context.Context, id string) error {
 	var phone string
 	err := db.Update(ctx, func(tx *Tx) error {
@@ -272,7 +272,11 @@ func (db *DB) DeleteSession(ctx context.Context, id string) error {
 		return tx.Notify(ChanTokens, id)
 	})
 	if err == nil && phone != "" && db.mail != nil {
-		err = db.DropMail(ctx, phone)
+		// The session is gone whatever happens here: mail left behind is
+		// dropped when the phone is given out again.
+		if e := db.DropMail(ctx, phone); e != nil {
+			db.logger.Warn("dropping a deleted session's sandbox mail", "session_id", id, "err", e)
+		}
 	}
 	return err
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wabsync/wabsync"
 )
 
 func TestWritesSessions(t *testing.T) {
@@ -181,5 +183,36 @@ func TestBackgroundRidesBrieflyWithRequest(t *testing.T) {
 	// gate | request + first background | second background
 	if b := db.WriterStats().Batches - before.Batches; b != 3 {
 		t.Fatalf("%d batches after the gate's began, want 3: background work past bgRide went in the request's batch", b)
+	}
+}
+
+// Deleting a session succeeds once its rows are gone, even when its sandbox
+// mail (in a file of its own) cannot be dropped right after.
+func TestDeleteSessionWhenMailCannotBeDropped(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, "", Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.OpenMailbox(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusConnected}
+	if err := db.CreateSession(ctx, s, HashToken(NewSessionToken())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ModifySession(ctx, s.ID, func(_ *Tx, s *wabsync.Session) error { s.Phone = "+15550100003"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	db.mail.Close() // every mailbox write now fails
+	if err := db.DeleteSession(ctx, s.ID); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := db.GetSession(ctx, s.ID); err == nil {
+		t.Fatal("the session is still there")
 	}
 }
