@@ -72,10 +72,7 @@ func BenchmarkMessageWrites(b *testing.B) {
 func BenchmarkAcceptMessage(b *testing.B) {
 	db := testutil.MustOpenDB(b)
 	ctx := context.Background()
-	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusConnected}
-	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
-		b.Fatal(err)
-	}
+	s := newSession(b, db, wabsync.StatusConnected)
 	var n atomic.Int64
 	b.SetParallelism(32)
 	b.ResetTimer()

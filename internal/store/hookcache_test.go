@@ -17,10 +17,7 @@ import (
 func TestEventsFollowWebhookChanges(t *testing.T) {
 	db := testutil.MustOpenDB(t)
 	ctx := context.Background()
-	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusStopped}
-	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
-		t.Fatal(err)
-	}
+	s := newSession(t, db, wabsync.StatusStopped)
 	event := func() {
 		t.Helper()
 		if err := db.Update(ctx, func(tx *store.Tx) error {

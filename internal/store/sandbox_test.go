@@ -69,12 +69,9 @@ func TestMailboxOfItsOwn(t *testing.T) {
 	}
 
 	// A deleted session's mail goes too.
-	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusConnected, Phone: "+15550100002"}
-
-	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ModifySession(ctx, s.ID, func(_ *store.Tx, s *wabsync.Session) error { s.Phone = "+15550100002"; return nil }); err != nil {
+	s := newSession(t, db, wabsync.StatusConnected)
+	s, err := db.ModifySession(ctx, s.ID, func(_ *store.Tx, s *wabsync.Session) error { s.Phone = "+15550100002"; return nil })
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := db.PutMail(ctx, s.Phone, []byte("for a")); err != nil {

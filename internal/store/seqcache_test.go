@@ -18,10 +18,7 @@ import (
 func TestSequencesGapFree(t *testing.T) {
 	db := testutil.MustOpenDB(t)
 	ctx := context.Background()
-	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusStopped}
-	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
-		t.Fatal(err)
-	}
+	s := newSession(t, db, wabsync.StatusStopped)
 	boom := errors.New("boom")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -118,10 +115,7 @@ func TestSequencesGapFree(t *testing.T) {
 func TestTestEventTakesTheNextSequence(t *testing.T) {
 	db := testutil.MustOpenDB(t)
 	ctx := context.Background()
-	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusStopped}
-	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
-		t.Fatal(err)
-	}
+	s := newSession(t, db, wabsync.StatusStopped)
 	w := &wabsync.Webhook{ID: wabsync.NewID("whk"), SessionID: &s.ID, URL: "https://example.com/a", Events: []string{"*"}, Enabled: true, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 	if err := db.CreateWebhook(ctx, w, nil); err != nil {
 		t.Fatal(err)

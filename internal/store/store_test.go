@@ -38,10 +38,7 @@ func TestMigrate(t *testing.T) {
 func TestGroupCommit(t *testing.T) {
 	db := testutil.MustOpenDB(t)
 	ctx := context.Background()
-	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusStopped}
-	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
-		t.Fatal(err)
-	}
+	s := newSession(t, db, wabsync.StatusStopped)
 	// Many concurrent changes, some failing: the failures fail alone and
 	// every good change commits exactly once.
 	var wg sync.WaitGroup
@@ -114,10 +111,7 @@ func TestTokens(t *testing.T) {
 func TestCancelledChangesAreLeftOut(t *testing.T) {
 	db := testutil.MustOpenDB(t)
 	ctx := context.Background()
-	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusStopped}
-	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
-		t.Fatal(err)
-	}
+	s := newSession(t, db, wabsync.StatusStopped)
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	var wg sync.WaitGroup
@@ -169,10 +163,7 @@ func TestCloseTwice(t *testing.T) {
 func TestLongChangeEndsItsBatch(t *testing.T) {
 	db := testutil.MustOpenDB(t)
 	ctx := context.Background()
-	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusStopped}
-	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
-		t.Fatal(err)
-	}
+	s := newSession(t, db, wabsync.StatusStopped)
 	event := func(i int, before func()) {
 		if err := db.Update(ctx, func(tx *store.Tx) error {
 			if before != nil {
@@ -262,10 +253,7 @@ func TestForegroundBeforeBackground(t *testing.T) {
 func TestAcceptKeepsMessageWithTakenWAID(t *testing.T) {
 	db := testutil.MustOpenDB(t)
 	ctx := context.Background()
-	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusConnected}
-	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
-		t.Fatal(err)
-	}
+	s := newSession(t, db, wabsync.StatusConnected)
 	waID := wabsync.NewWAID()
 	var ids []string
 	for range 2 {
@@ -294,10 +282,7 @@ func TestAcceptKeepsMessageWithTakenWAID(t *testing.T) {
 func TestSendingRecordedWithOutcome(t *testing.T) {
 	db := testutil.MustOpenDB(t)
 	ctx := context.Background()
-	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: wabsync.StatusConnected}
-	if err := db.CreateSession(ctx, s, store.HashToken(store.NewSessionToken())); err != nil {
-		t.Fatal(err)
-	}
+	s := newSession(t, db, wabsync.StatusConnected)
 	accept := func() *wabsync.Message {
 		m := &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: s.ID, Direction: wabsync.DirectionOut, Chat: "15550000002@s.whatsapp.net",
 			WAID: wabsync.NewWAID(), To: "+15550000002", Kind: wabsync.KindText, Text: "hi"}
@@ -352,4 +337,14 @@ func TestSendingRecordedWithOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(history(m.ID), wabsync.MsgQueued, wabsync.MsgSending, wabsync.MsgFailed)
+}
+
+// newSession creates a sandbox session named "a" in status st.
+func newSession(tb testing.TB, db *store.DB, st wabsync.SessionStatus) *wabsync.Session {
+	tb.Helper()
+	s := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "a", Engine: wabsync.EngineSandbox, Status: st}
+	if err := db.CreateSession(context.Background(), s, store.HashToken(store.NewSessionToken())); err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }
