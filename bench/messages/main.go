@@ -12,7 +12,7 @@
 //
 //   - resident memory before and after -store messages are stored.
 //
-//     go run ./bench/messages                       # SQLite (WAL, synchronous=FULL)
+//     go run ./bench/messages                       # SQLite (WAL; each 201 fsynced, as with synchronous=FULL)
 //     go run ./bench/messages -database-url postgres # a fresh PostgreSQL database, dropped after
 package main
 

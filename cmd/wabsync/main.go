@@ -173,10 +173,10 @@ func (m *Main) Run(ctx context.Context) error {
 	claim := max(15*time.Second, 18*cfg.WebhookTimeout)
 	m.Webhooks = webhook.NewDispatcher(db, webhook.Options{AllowPrivate: cfg.AllowPrivateURLs, Logger: m.Logger,
 		Timeout: cfg.WebhookTimeout, Lease: claim})
-	db.OnEvent = func(ev *wabsync.Event) {
-		m.Bus.Publish(ev)
-		m.Webhooks.Notify()
-	}
+	db.OnEvent = m.Bus.Publish
+	// The dispatcher looks when deliveries were queued, not at every event
+	// (most events go to no webhook; each look is a query).
+	db.OnDeliveries = m.Webhooks.Notify
 	if !m.webhooksManual {
 		go m.Webhooks.Run(context.Background()) // returns when Close is called
 	}

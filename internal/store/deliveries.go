@@ -128,6 +128,7 @@ func (db *DB) RetryDelivery(ctx context.Context, webhookID, id string, rem *Reme
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errDeliveryNotFound
 		}
+		tx.dueDeliveries()
 		d, err := scanDelivery(tx.QueryRow(`SELECT `+deliveryCols+` FROM deliveries WHERE id = ?`, id))
 		if err != nil {
 			return err
@@ -163,6 +164,7 @@ func (db *DB) AddTestEvent(ctx context.Context, scope *string, webhookID string,
 			VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)`, d.ID, d.WebhookID, d.EventID, d.EventType, micros(now), micros(now), micros(now)); err != nil {
 			return err
 		}
+		tx.dueDeliveries()
 		ev, dl = e, d
 		return tx.remember(rem, d)
 	})

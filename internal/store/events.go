@@ -132,6 +132,9 @@ func (tx *Tx) addDeliveries(ev *wabsync.Event) error {
 	if err != nil {
 		return err
 	}
+	if len(targets) > 0 {
+		tx.dueDeliveries()
+	}
 	now := micros(ev.CreatedAt)
 	for _, wh := range targets {
 		if _, err := tx.Exec(`INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, next_attempt_at, created_at, updated_at)

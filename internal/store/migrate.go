@@ -73,5 +73,13 @@ func (db *DB) Migrate(ctx context.Context) (applied int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("migrate: %w", err)
 	}
+	if db.syncs != nil {
+		// The migrations committed outside the writer (unsynced, see
+		// syncer): one sync makes them durable.
+		db.syncs.committedNow()
+		if err := db.Durable(ctx); err != nil {
+			return 0, err
+		}
+	}
 	return len(res), nil
 }

@@ -364,6 +364,7 @@ func (tx *Tx) addDeliveriesBulk(evs []*wabsync.Event, sessions []any) error {
 		}
 		vals, args := valuesList("(?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))", batch)
 		batch = batch[:0]
+		tx.dueDeliveries()
 		_, err := tx.Exec(`INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, next_attempt_at, created_at, updated_at)
 			SELECT DISTINCT column1, column2, column3, column4, 'pending', column5, column6, column7 FROM (VALUES `+vals+`) AS v`, args...)
 		return err

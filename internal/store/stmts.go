@@ -56,21 +56,42 @@ func (c *stmtCache) close() {
 }
 
 // queryRow runs a read that returns one row (? placeholders).
+//
+// Reads wait until what they saw is durable (see syncer). A row's wait
+// cannot fail the read: it fails when the request ended or the disk failed
+// to sync, which every write reports.
 func (db *DB) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	var row *sql.Row
 	if db.readStmts != nil {
 		if st := db.readStmts.get(ctx, q); st != nil {
-			return st.QueryRowContext(ctx, args...)
+			row = st.QueryRowContext(ctx, args...)
 		}
 	}
-	return db.read.QueryRowContext(ctx, db.rebind(q), args...)
+	if row == nil {
+		row = db.read.QueryRowContext(ctx, db.rebind(q), args...)
+	}
+	_ = db.Durable(ctx)
+	return row
 }
 
 // query runs a read (? placeholders).
-func (db *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+func (db *DB) query(ctx context.Context, q string, args ...any) (rows *sql.Rows, err error) {
+	var st *sql.Stmt
 	if db.readStmts != nil {
-		if st := db.readStmts.get(ctx, q); st != nil {
-			return st.QueryContext(ctx, args...)
+		st = db.readStmts.get(ctx, q)
+	}
+	if st != nil {
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		rows, err = db.read.QueryContext(ctx, db.rebind(q), args...)
+	}
+	// What the query saw was fixed at its first step: it is acted on once
+	// durable (see syncer).
+	if err == nil {
+		if err = db.Durable(ctx); err != nil {
+			rows.Close()
+			return nil, err
 		}
 	}
-	return db.read.QueryContext(ctx, db.rebind(q), args...)
+	return rows, err
 }

@@ -46,11 +46,21 @@ type WriterTimings struct {
 	// Wait is how long each request's change (not background work) waited
 	// before its batch began.
 	Wait Histogram
-	// Commit is how long each batch's commit took (SQLite: the fsync).
+	// Commit is how long each batch's commit took (on SQLite without the
+	// fsync, which Sync counts).
 	Commit Histogram
+	// Sync is how long each fsync of SQLite's write-ahead log took (one
+	// covers every commit before it; empty on PostgreSQL).
+	Sync Histogram
 }
 
 // WriterTimings returns the writer's timing histograms.
 func (db *DB) WriterTimings() WriterTimings {
-	return WriterTimings{Wait: db.writer.wait.snapshot(), Commit: db.writer.commitTime.snapshot()}
+	t := WriterTimings{Wait: db.writer.wait.snapshot(), Commit: db.writer.commitTime.snapshot()}
+	if db.syncs != nil {
+		t.Sync = db.syncs.times.snapshot()
+	} else {
+		t.Sync = (&histogram{}).snapshot()
+	}
+	return t
 }

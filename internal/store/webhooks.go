@@ -196,6 +196,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, scope *string, id string, patch
 				micros(now), micros(now), id); err != nil {
 				return err
 			}
+			tx.dueDeliveries()
 		case !w.Enabled && wasEnabled:
 			w.DisabledReason = "" // disabled_reason explains automatic disabling only
 			if err := tx.pauseDeliveries(id, now); err != nil {

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,4 +196,65 @@ func mustDeliveries(tb testing.TB, db *store.DB, webhookID string) []*wabsync.De
 		tb.Fatal(err)
 	}
 	return l.Items
+}
+
+// The dispatcher is woken (OnDeliveries) once per change that queued
+// deliveries or made some due again, and not by events no webhook wants.
+func TestDeliveriesWakeTheDispatcher(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	ctx := context.Background()
+	var wakes atomic.Int32
+	db.OnDeliveries = func() { wakes.Add(1) }
+	sid := MustSession(t, db)
+	expect := func(step string, n int32) {
+		t.Helper()
+		if got := wakes.Swap(0); got != n {
+			t.Fatalf("%s: %d wake-ups, want %d", step, got, n)
+		}
+	}
+
+	mustEvent(t, db, sid, wabsync.EventMessageReceived)
+	expect("an event for no webhook", 0)
+
+	w := MustWebhook(t, db, &sid, "https://example.com/a", wabsync.EventMessageReceived)
+	MustWebhook(t, db, nil, "https://example.com/b", "*")
+	expect("creating webhooks", 0)
+	mustEvent(t, db, sid, wabsync.EventMessageSent) // only the global one wants it
+	expect("an event for one webhook", 1)
+	mustEvent(t, db, sid, wabsync.EventMessageReceived) // both want it: one wake
+	expect("an event for two webhooks", 1)
+
+	if _, _, err := db.AddTestEvent(ctx, &sid, w.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	expect("a test event", 1)
+
+	off, on := false, true
+	if _, err := db.UpdateWebhook(ctx, &sid, w.ID, store.WebhookPatch{Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	expect("disabling", 0)
+	if _, err := db.UpdateWebhook(ctx, &sid, w.ID, store.WebhookPatch{Enabled: &on}); err != nil {
+		t.Fatal(err)
+	}
+	expect("enabling again", 1)
+
+	d := mustDeliveries(t, db, w.ID)[0]
+	if _, err := db.RetryDelivery(ctx, w.ID, d.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	expect("a retry", 1)
+
+	// A rolled-back change wakes nothing.
+	boom := errors.New("boom")
+	err := db.Update(ctx, func(tx *store.Tx) error {
+		if _, err := tx.AddEvent(&sid, wabsync.EventMessageReceived, map[string]string{}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	expect("a failed change", 0)
 }

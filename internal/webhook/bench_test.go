@@ -145,7 +145,7 @@ func BenchmarkEventLatency(b *testing.B) {
 		sid := MustSession(b, db)
 		MustWebhook(b, db, &sid, srv.URL)
 		d := webhook.NewDispatcher(db, webhook.Options{AllowPrivate: true})
-		db.OnEvent = func(*wabsync.Event) { d.Notify() }
+		db.OnDeliveries = d.Notify
 		done := make(chan error, 1)
 		go func() { done <- d.Run(context.Background()) }()
 

@@ -163,7 +163,7 @@ func MustRunOnce(tb testing.TB, d *webhook.Dispatcher) int {
 // events.
 func MustRun(tb testing.TB, db *store.DB, d *webhook.Dispatcher) {
 	tb.Helper()
-	db.OnEvent = func(*wabsync.Event) { d.Notify() }
+	db.OnDeliveries = d.Notify
 	done := make(chan error, 1)
 	go func() { done <- d.Run(context.Background()) }()
 	tb.Cleanup(func() {
