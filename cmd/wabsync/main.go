@@ -282,7 +282,7 @@ func (m *Main) Run(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			db.Listen(lctx, []string{store.ChanOutbox, store.ChanEvents, store.ChanMail, store.ChanLeases, store.ChanTokens}, m.onNotify)
+			db.Listen(lctx, []string{store.ChanOutbox, store.ChanEvents, store.ChanMail, store.ChanLeases, store.ChanTokens, store.ChanSessions}, m.onNotify)
 		}()
 		m.closers = append(m.closers, func() { cancel(); <-done })
 	}
@@ -307,6 +307,8 @@ func (m *Main) onNotify(channel, payload string) {
 		m.Sessions.Kick()
 	case store.ChanTokens:
 		m.API.ForgetSessionTokens(payload)
+	case store.ChanSessions:
+		m.DB.SessionsChanged()
 	}
 }
 

@@ -146,7 +146,14 @@ func (db *DB) AcceptMessage(ctx context.Context, m *wabsync.Message, idem *Idemp
 		// A WhatsApp id the session already used for this chat (another
 		// node picked the same one in the same millisecond) gets a new one:
 		// the message must be stored, not folded into the other.
-		for tries := 0; ; tries++ {
+		// In a PostgreSQL batch it is inserted with the batch's others
+		// before the commit; a taken id fails the batch, and this change
+		// then runs on its own, here.
+		deferred, err := tx.deferMessage(m)
+		if err != nil {
+			return err
+		}
+		for tries := 0; !deferred; tries++ {
 			stored, _, err := tx.insertMessage(m)
 			if err != nil {
 				return err

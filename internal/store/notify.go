@@ -17,6 +17,9 @@ const (
 	ChanMail   = "wabsync_mail"
 	ChanLeases = "wabsync_leases"
 	ChanTokens = "wabsync_tokens"
+	// ChanSessions: a transaction changed the sessions table (no payload);
+	// nodes empty their session cache (SessionsChanged).
+	ChanSessions = "wabsync_sessions"
 )
 
 // Notify sends a notification to every node when tx commits (PostgreSQL);
@@ -98,6 +101,9 @@ func (db *DB) listenOnce(ctx context.Context, channels []string, fn func(channel
 			return err
 		}
 	}
+	// Listening (again): what was sent before is lost, and sessions may
+	// have changed meanwhile.
+	db.SessionsChanged()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

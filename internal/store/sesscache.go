@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/wabsync/wabsync"
 )
@@ -21,16 +22,34 @@ import (
 // an entry is used only while the epoch it was read under is current. A read
 // that raced a write is stored under the old epoch and never served.
 //
-// Only SQLite has it: there this process is the database's only writer. On
-// PostgreSQL other nodes change sessions, and CachedSession reads the row.
+// On PostgreSQL other nodes change sessions too: a transaction that wrote
+// the table also notifies every node (ChanSessions), whose cache is then
+// emptied (SessionsChanged) — a few milliseconds after the commit, as if
+// the read had come that much earlier. In case a notification is missed
+// (the LISTEN connection was lost: Listen empties the cache when it is
+// back), an entry is also used for ttl at most.
 type sessionCache struct {
 	epoch atomic.Uint64
-	m     sync.Map // session id → *cachedSession
+	m     sync.Map      // session id → *cachedSession
+	ttl   time.Duration // 0: for ever (SQLite)
 }
 
 type cachedSession struct {
 	s     *wabsync.Session
 	epoch uint64
+	read  time.Time
+}
+
+// pgSessionTTL bounds how long a session row read on PostgreSQL is served
+// from memory when no notification says it changed.
+const pgSessionTTL = 2 * time.Second
+
+// SessionsChanged empties the session cache: another node changed a session
+// (ChanSessions).
+func (db *DB) SessionsChanged() {
+	if db.sessions != nil {
+		db.sessions.invalidate()
+	}
 }
 
 func (c *sessionCache) invalidate() {
@@ -68,7 +87,7 @@ func hasPrefixFold(s, prefix string) bool {
 }
 
 // CachedSession is GetSession served from memory when the row has not
-// changed since it was last read (SQLite); on PostgreSQL it is GetSession.
+// changed since it was last read (see sessionCache).
 // The caller may change the returned session: it is a copy.
 func (db *DB) CachedSession(ctx context.Context, id string) (*wabsync.Session, error) {
 	c := db.sessions
@@ -77,16 +96,17 @@ func (db *DB) CachedSession(ctx context.Context, id string) (*wabsync.Session, e
 	}
 	epoch := c.epoch.Load()
 	if v, ok := c.m.Load(id); ok {
-		if e := v.(*cachedSession); e.epoch == epoch {
+		if e := v.(*cachedSession); e.epoch == epoch && (c.ttl == 0 || time.Since(e.read) < c.ttl) {
 			return copySession(e.s), nil
 		}
 	}
+	read := time.Now()
 	s, err := db.GetSession(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if c.epoch.Load() == epoch {
-		c.m.Store(id, &cachedSession{s: copySession(s), epoch: epoch})
+		c.m.Store(id, &cachedSession{s: copySession(s), epoch: epoch, read: read})
 	}
 	return s, nil
 }

@@ -171,6 +171,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("connect to postgres: %w", redactErr(err))
 		}
 		db.write, db.read = p, p
+		db.sessions = &sessionCache{ttl: pgSessionTTL}
 	default:
 		return nil, fmt.Errorf("unsupported database URL scheme (want sqlite:// or postgres://)")
 	}

@@ -41,6 +41,9 @@ type Tx struct {
 	// notes collects the batch's notifications (PostgreSQL), sent once
 	// each just before it commits.
 	notes *notes
+	// deferred collects the batch's new messages (PostgreSQL), inserted
+	// in one statement (deferredRows).
+	deferred *deferredRows
 	// err is a failure of the store's own bookkeeping between statements;
 	// the transaction does not commit with it.
 	err error
@@ -74,6 +77,7 @@ func (t *Tx) Query(q string, args ...any) (*sql.Rows, error) {
 // the transaction, or nil to run q as text (PostgreSQL, whose driver caches
 // statements itself; or a statement not prepared yet).
 func (t *Tx) prepared(q string) *sql.Stmt {
+	t.flushBefore(q)
 	var st *sql.Stmt
 	var kind stmtKind
 	if t.stmts != nil {
@@ -81,8 +85,12 @@ func (t *Tx) prepared(q string) *sql.Stmt {
 	} else if t.db.sessions != nil || t.seqs != nil {
 		kind = classify(q)
 	}
-	if kind&writesSessionRows != 0 {
+	if kind&writesSessionRows != 0 && !t.sessionsChanged {
 		t.sessionsChanged = true
+		// Other nodes' session caches (sessionCache).
+		if err := t.Notify(ChanSessions, ""); err != nil && t.err == nil {
+			t.err = err
+		}
 	}
 	if h := t.db.hooks; h != nil && kind&writesWebhookRows != 0 {
 		h.valid = false
@@ -622,12 +630,17 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 			w.db.rolledBack()
 		}
 	}()
-	bseqs, nts, limit := w.db.seqs, (*notes)(nil), maxBatchWork
+	bseqs, nts, defs, limit := w.db.seqs, (*notes)(nil), (*deferredRows)(nil), maxBatchWork
 	if w.db.dialect == Postgres {
 		// Counters are read once per session and batch with the row locked
 		// (FOR UPDATE: other nodes' writers wait for this commit), and
-		// written back once; each notification goes once.
+		// written back once; each notification goes once; new messages
+		// are inserted together (not when a change runs on its own, which
+		// must see its own insert's outcome).
 		bseqs, nts, limit = &seqCache{m: map[string]*seqs{}, lock: true}, &notes{}, maxBatchWorkPG
+		if more {
+			defs = &deferredRows{}
+		}
 	}
 	txs := make([]*Tx, 0, len(in.batch))
 	fgUntil := time.Duration(-1) // when this batch's requests' changes had run (-1: it has none)
@@ -658,7 +671,7 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 			j.skipped = e
 			continue
 		}
-		t := &Tx{db: w.db, tx: tx, ctx: ctx, stmts: w.stmts, seqs: bseqs, notes: nts}
+		t := &Tx{db: w.db, tx: tx, ctx: ctx, stmts: w.stmts, seqs: bseqs, notes: nts, deferred: defs}
 		txs = append(txs, t)
 		if err := t.checkFence(j.ctx); err != nil {
 			return 0, 0, err
@@ -675,6 +688,9 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 		}
 	}
 	n = i
+	if err := defs.flush(ctx, tx); err != nil {
+		return 0, 0, err
+	}
 	if bseqs != nil {
 		if err := bseqs.writeBack(ctx, w.db, tx, w.stmts); err != nil {
 			return 0, 0, err

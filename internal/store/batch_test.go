@@ -1,0 +1,126 @@
+package store_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/store"
+	"github.com/wabsync/wabsync/internal/testutil"
+)
+
+// Two messages accepted in one batch with the same WhatsApp id are both
+// stored, the second under a new id. On PostgreSQL a batch inserts its
+// messages in one statement, which meets the conflict: the batch is rolled
+// back and each change runs on its own.
+func TestBatchKeepsMessagesWithTakenWAID(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	s := newSession(t, db, wabsync.StatusConnected)
+	ctx := store.ForSessionForTest(context.Background(), s.ID)
+	started, release := make(chan struct{}), make(chan struct{})
+	gate := make(chan error, 1)
+	go func() {
+		gate <- db.Update(ctx, func(*store.Tx) error { close(started); <-release; return nil })
+	}()
+	<-started // the lane's writer is busy: what comes next is batched
+	waID := wabsync.NewWAID()
+	msgs := make([]*wabsync.Message, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range msgs {
+		waid := waID
+		if i == 2 {
+			waid = wabsync.NewWAID() // a bystander in the same batch
+		}
+		msgs[i] = &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: s.ID, Direction: wabsync.DirectionOut, Chat: "15550000002@s.whatsapp.net",
+			WAID: waid, To: "+15550000002", Kind: wabsync.KindText, Text: "hi"}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = db.AcceptMessage(context.Background(), msgs[i], nil)
+		}(i)
+		testutil.Eventually(t, 5*time.Second, func() bool { return store.QueuedForTest(db, ctx) == i+1 }, "accept %d queued", i)
+	}
+	close(release)
+	wg.Wait()
+	if err := <-gate; err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, m := range msgs {
+		if errs[i] != nil {
+			t.Fatalf("accept %d: %v", i, errs[i])
+		}
+		got, err := db.GetMessage(context.Background(), s.ID, m.ID)
+		if err != nil {
+			t.Fatalf("message %d not stored: %v", i, err)
+		}
+		if got.WAID == "" || seen[got.WAID] || got.WAID != m.WAID {
+			t.Fatalf("message %d: WhatsApp id %q (returned %q); ids must be unique and reported", i, got.WAID, m.WAID)
+		}
+		seen[got.WAID] = true
+	}
+	if msgs[0].WAID != waID || msgs[1].WAID == waID {
+		t.Fatalf("WhatsApp ids %q and %q; want %q and a new one", msgs[0].WAID, msgs[1].WAID, waID)
+	}
+	if msgs[0].Sequence == msgs[1].Sequence || msgs[1].Sequence == msgs[2].Sequence || msgs[0].Sequence == msgs[2].Sequence {
+		t.Fatalf("sequences %d, %d, %d must differ", msgs[0].Sequence, msgs[1].Sequence, msgs[2].Sequence)
+	}
+}
+
+// On PostgreSQL a node's session cache learns of another node's change to a
+// session through a notification.
+func TestSessionCacheAcrossNodes(t *testing.T) {
+	base := testutil.RequirePostgres(t)
+	u := testutil.NewPostgresDatabase(t, base)
+	open := func() *store.DB {
+		db, err := store.Open(context.Background(), u, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	if _, err := a.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.Listen(lctx, []string{store.ChanSessions}, func(ch, _ string) {
+		if ch == store.ChanSessions {
+			a.SessionsChanged()
+		}
+	})
+	s := newSession(t, b, wabsync.StatusConnected)
+	rename := func(name string) {
+		t.Helper()
+		if err := b.Update(context.Background(), func(tx *store.Tx) error {
+			_, err := tx.Exec(`UPDATE sessions SET name = ? WHERE id = ?`, name, s.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Once a's listener is up, a change on b reaches a's cache.
+	i := 0
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		i++
+		name := "n" + string(rune('a'+i%26))
+		rename(name)
+		got, err := a.CachedSession(context.Background(), s.ID)
+		return err == nil && got.Name == name
+	}, "a's listener is up")
+	got, err := a.CachedSession(context.Background(), s.ID) // cached now
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := got.Name + "-renamed"
+	rename(want)
+	testutil.Eventually(t, store.PGSessionTTLForTest/2, func() bool {
+		got, err := a.CachedSession(context.Background(), s.ID)
+		return err == nil && got.Name == want
+	}, "the rename reached the other node's cache within half the cache's lifetime (by notification)")
+}
