@@ -85,3 +85,64 @@ func (tx *Tx) flushBefore(q string) {
 		tx.err = err
 	}
 }
+
+// pgBatchTail is what a PostgreSQL batch does before it commits, in one
+// statement (one round trip, where it took three): insert the deferred
+// messages, write the sequence counters back, and send the notifications.
+// The data-modifying parts run whether or not the final SELECT reads them;
+// the notifications run because it does.
+const pgBatchTail = `WITH m AS (
+	INSERT INTO messages (id, session_id, seq, direction, chat, wa_id, kind, status, unread, body, created_at, updated_at)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::bigint[], $12::bigint[])
+	ON CONFLICT (session_id, direction, chat, wa_id) DO NOTHING RETURNING 1
+), s AS (
+	UPDATE sessions SET msg_seq = v.msg, event_seq = v.event
+	FROM unnest($13::text[], $14::bigint[], $15::bigint[]) AS v(id, msg, event) WHERE sessions.id = v.id RETURNING 1
+), n AS (
+	SELECT pg_notify(c, p) FROM unnest($16::text[], $17::text[]) AS n(c, p)
+)
+SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM n)`
+
+// finishPG runs pgBatchTail for a batch's deferred messages d, counters c
+// and notifications nts (any may be empty).
+func finishPG(ctx context.Context, tx *sql.Tx, d *deferredRows, c *seqCache, nts *notes) error {
+	if d == nil {
+		d = &deferredRows{}
+	}
+	var ids []string
+	var msg, event []int64
+	for _, id := range c.dirty {
+		if s := c.m[id]; s != nil && s.dirty {
+			ids = append(ids, id)
+			msg = append(msg, s.msg)
+			event = append(event, s.event)
+		}
+	}
+	var chans, payloads []string
+	if nts != nil {
+		for _, k := range nts.list {
+			chans = append(chans, k[0])
+			payloads = append(payloads, k[1])
+		}
+	}
+	if len(d.ids) == 0 && len(ids) == 0 && len(chans) == 0 {
+		return nil
+	}
+	// pgx sends a nil slice as NULL, which unnest takes as no rows too.
+	var inserted, notified int64
+	err := tx.QueryRowContext(ctx, pgBatchTail,
+		d.ids, d.sessions, d.seqs, d.directions, d.chats, d.waIDs, d.kinds, d.statuses, d.unread, d.bodies, d.created, d.updated,
+		ids, msg, event, chans, payloads).Scan(&inserted, &notified)
+	if err != nil {
+		return err
+	}
+	if inserted != int64(len(d.ids)) {
+		return errDeferredConflict
+	}
+	*d = deferredRows{}
+	for _, id := range ids {
+		c.m[id].dirty = false
+	}
+	c.dirty = c.dirty[:0]
+	return nil
+}

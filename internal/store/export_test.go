@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ForSessionForTest routes ctx's changes to the writer lane of a session,
 // as the store's session-scoped changes are.
@@ -10,4 +13,6 @@ var ForSessionForTest = forSession
 // routes to.
 func QueuedForTest(db *DB, ctx context.Context) int { return len(db.writer.laneOf(ctx).ch) }
 
-const PGSessionTTLForTest = pgSessionTTL
+// SetSessionTTLForTest sets how long the session cache serves an entry
+// without a notification; call it before the cache is used.
+func SetSessionTTLForTest(db *DB, d time.Duration) { db.sessions.ttl = d }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,8 +36,8 @@ func (t *Tx) Notify(channel, payload string) error {
 }
 
 // notes are the notifications of a batch, each sent once before it commits
-// (PostgreSQL folds repeats within a transaction anyway; this saves the
-// round trips).
+// (finishPG; PostgreSQL folds repeats within a transaction anyway, and this
+// saves the round trips).
 type notes struct {
 	seen map[[2]string]bool
 	list [][2]string
@@ -54,20 +53,6 @@ func (n *notes) add(channel, payload string) {
 	}
 	n.seen[k] = true
 	n.list = append(n.list, k)
-}
-
-// send sends them inside tx, in one statement.
-func (n *notes) send(ctx context.Context, tx *sql.Tx) error {
-	if n == nil || len(n.list) == 0 {
-		return nil
-	}
-	chans := make([]string, len(n.list))
-	payloads := make([]string, len(n.list))
-	for i, k := range n.list {
-		chans[i], payloads[i] = k[0], k[1]
-	}
-	_, err := tx.ExecContext(ctx, `SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)`, chans, payloads)
-	return err
 }
 
 // Listen calls fn for every notification on the channels until ctx ends,

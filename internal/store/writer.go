@@ -688,16 +688,14 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 		}
 	}
 	n = i
-	if err := defs.flush(ctx, tx); err != nil {
-		return 0, 0, err
-	}
-	if bseqs != nil {
+	if w.db.dialect == Postgres {
+		if err := finishPG(ctx, tx, defs, bseqs, nts); err != nil {
+			return 0, 0, err
+		}
+	} else if bseqs != nil {
 		if err := bseqs.writeBack(ctx, w.db, tx, w.stmts); err != nil {
 			return 0, 0, err
 		}
-	}
-	if err := nts.send(ctx, tx); err != nil {
-		return 0, 0, err
 	}
 	// Whether or not the commit reports success, the rows may have changed.
 	defer w.db.committed(txs...)
