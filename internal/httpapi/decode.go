@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/wabsync/wabsync"
 )
@@ -85,7 +86,19 @@ type fieldInfo struct {
 	typ   reflect.Type
 }
 
+// fieldsOf caches jsonFields by type (the request types are few and fixed).
+var fieldsOf sync.Map // reflect.Type → map[string]fieldInfo
+
 func jsonFields(t reflect.Type) map[string]fieldInfo {
+	if f, ok := fieldsOf.Load(t); ok {
+		return f.(map[string]fieldInfo)
+	}
+	f := buildJSONFields(t)
+	fieldsOf.Store(t, f)
+	return f
+}
+
+func buildJSONFields(t reflect.Type) map[string]fieldInfo {
 	out := map[string]fieldInfo{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)

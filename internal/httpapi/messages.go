@@ -170,6 +170,9 @@ func requestHash(r *http.Request, parts ...[]byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// acceptedPrefix starts a 201 to a send, as successEnvelope encodes it.
+const acceptedPrefix = `{"success":true,"message":"Message queued","data":`
+
 // accept stores m as queued and answers 201, remembering the response under
 // the idempotency key in the same transaction.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, sc *sendContext, m *wabsync.Message, hash string, queueIfOffline *bool) error {
@@ -187,7 +190,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, sc *sendContext,
 	if sc.key != "" {
 		idem = &store.Idempotency{Scope: sc.scope, Key: sc.key, RequestHash: hash, Response: render}
 	}
-	err := s.db.AcceptMessage(r.Context(), m, idem)
+	stored, err := s.db.AcceptMessageJSON(r.Context(), m, idem)
 	if errors.Is(err, store.ErrIdempotencyRace) {
 		if done, err := s.replayIdempotent(w, r, sc.scope, sc.key, hash); done || err != nil {
 			return err
@@ -196,7 +199,13 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, sc *sendContext,
 	if err != nil {
 		return err
 	}
-	if body == nil {
+	switch {
+	case body != nil: // rendered for the idempotency record
+	case stored != nil:
+		// The message as stored is the message as shown: not encoded again.
+		body = make([]byte, 0, len(acceptedPrefix)+len(stored)+2)
+		body = append(append(append(body, acceptedPrefix...), stored...), "}\n"...)
+	default:
 		if _, _, err := render(); err != nil {
 			return err
 		}

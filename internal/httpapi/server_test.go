@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wabsync/wabsync"
 	"github.com/wabsync/wabsync/internal/store"
 	"github.com/wabsync/wabsync/internal/testutil"
 )
@@ -92,6 +93,48 @@ func TestMetricsShowWriterTimings(t *testing.T) {
 			if n, _ := strconv.Atoi(strings.Fields(line)[1]); n < 3 {
 				t.Fatalf("%s: want at least the 3 changes made", line)
 			}
+		}
+	}
+}
+
+// A 201 to a send is the message as stored, not encoded again: it must be
+// byte for byte what the envelope of the message renders to.
+func TestAcceptedBodyIsTheRenderedMessage(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	s := New(Config{}, db, nil, Deps{}, slog.New(slog.DiscardHandler))
+	tok := store.NewSessionToken()
+	sess := &wabsync.Session{ID: wabsync.NewID("ses"), Name: "s", Engine: wabsync.EngineSandbox, Status: wabsync.StatusConnected}
+	if err := db.CreateSession(t.Context(), sess, store.HashToken(tok)); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"hello", `quotes " and <tags> & "unicode" é ✓`} {
+		body, _ := json.Marshal(map[string]any{"to": "+15550000002", "text": text, "mentions": []string{"+15550000003"}})
+		req := httptest.NewRequest("POST", "/api/v1/sessions/me/messages/text", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		var got struct {
+			Data struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		m, err := db.GetMessage(t.Context(), sess.ID, got.Data.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := jsonMarshal(successEnvelope{Success: true, Message: "Message queued", Data: s.shown(m)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want = append(want, '\n'); !bytes.Equal(rec.Body.Bytes(), want) {
+			t.Fatalf("201 body\n%s\nwant\n%s", rec.Body, want)
 		}
 	}
 }

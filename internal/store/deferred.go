@@ -60,19 +60,19 @@ func (d *deferredRows) flush(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// deferMessage queues m (encoded as body) for the batch's insert and
-// reports true, or reports false when tx inserts at once (SQLite, where a
+// deferMessage queues m for the batch's insert and reports true with its
+// stored body, or reports false when tx inserts at once (SQLite, where a
 // statement costs no round trip, and a change run on its own).
-func (tx *Tx) deferMessage(m *wabsync.Message) (bool, error) {
+func (tx *Tx) deferMessage(m *wabsync.Message) (bool, string, error) {
 	if tx.deferred == nil {
-		return false, nil
+		return false, "", nil
 	}
 	body, err := encodeMessage(m)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	tx.deferred.add(m, body)
-	return true, nil
+	return true, body, nil
 }
 
 // flushBefore inserts the deferred messages before a statement that may

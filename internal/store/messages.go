@@ -134,7 +134,16 @@ type Idempotency struct {
 // sequence of its session, and the request's idempotency record, in one
 // transaction. After commit the session's sender is woken.
 func (db *DB) AcceptMessage(ctx context.Context, m *wabsync.Message, idem *Idempotency) error {
-	return db.Update(forSession(ctx, m.SessionID), func(tx *Tx) error {
+	_, err := db.AcceptMessageJSON(ctx, m, idem)
+	return err
+}
+
+// AcceptMessageJSON is AcceptMessage that also returns the message as the
+// API shows it, encoded, when that is what it stored — a message without
+// media (a media message's link is signed for each view); else nil.
+func (db *DB) AcceptMessageJSON(ctx context.Context, m *wabsync.Message, idem *Idempotency) (json.RawMessage, error) {
+	var stored string
+	err := db.Update(forSession(ctx, m.SessionID), func(tx *Tx) error {
 		seq, err := tx.nextMessageSeq(m.SessionID)
 		if err != nil {
 			return err
@@ -149,16 +158,17 @@ func (db *DB) AcceptMessage(ctx context.Context, m *wabsync.Message, idem *Idemp
 		// In a PostgreSQL batch it is inserted with the batch's others
 		// before the commit; a taken id fails the batch, and this change
 		// then runs on its own, here.
-		deferred, err := tx.deferMessage(m)
+		deferred, body, err := tx.deferMessage(m)
 		if err != nil {
 			return err
 		}
 		for tries := 0; !deferred; tries++ {
-			stored, _, err := tx.insertMessage(m)
+			inserted, b, err := tx.insertMessage(m)
 			if err != nil {
 				return err
 			}
-			if stored {
+			if inserted {
+				body = b
 				break
 			}
 			if tries == 3 {
@@ -182,8 +192,13 @@ func (db *DB) AcceptMessage(ctx context.Context, m *wabsync.Message, idem *Idemp
 			sid := m.SessionID
 			tx.AfterCommit(func() { hook(sid) })
 		}
+		stored = body
 		return nil
 	})
+	if err != nil || m.Media != nil {
+		return nil, err
+	}
+	return json.RawMessage(stored), nil
 }
 
 // GetMessage returns a message of a session.
