@@ -148,6 +148,7 @@ func main() {
 	})
 	time.Sleep(500 * time.Millisecond)
 	rbo := benchutil.OpenLoop(*rate, *openD, bareFn)
+	m0 := writerMetrics(c.HC, srv.URL)
 	fmt.Printf("open loop %.0f/s bare net/http: %s\n", *rate, rbo)
 	interval := time.Duration(float64(time.Second) / *rate)
 	start := time.Now()
@@ -181,6 +182,7 @@ func main() {
 		return nil
 	})
 	fmt.Printf("open loop %.0f/s wabsync:       %s\n", *rate, ro)
+	fmt.Printf("server side during it: %s\n", writerMetrics(c.HC, srv.URL).since(m0))
 	// Wait for the deliveries (at most 60 s).
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -303,3 +305,37 @@ var (
 )
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// writerStats are the server's store metrics (sums and counts).
+type writerStats map[string]float64
+
+var writerMetricNames = []string{"wabsync_db_write_batches_total", "wabsync_db_write_changes_total",
+	"wabsync_db_write_wait_seconds_sum", "wabsync_db_write_wait_seconds_count",
+	"wabsync_db_commit_seconds_sum", "wabsync_db_commit_seconds_count",
+	"wabsync_db_sync_seconds_sum", "wabsync_db_sync_seconds_count"}
+
+func writerMetrics(hc *http.Client, base string) writerStats {
+	out := writerStats{}
+	for _, n := range writerMetricNames {
+		v, err := benchutil.Metric(hc, base, n)
+		if err == nil {
+			out[n] = v
+		}
+	}
+	return out
+}
+
+// since describes what happened between two samples.
+func (b writerStats) since(a writerStats) string {
+	d := func(n string) float64 { return b[n] - a[n] }
+	mean := func(n string) string {
+		if c := d(n + "_count"); c > 0 {
+			return benchutil.Ms(time.Duration(d(n+"_sum") / c * float64(time.Second)))
+		}
+		return "-"
+	}
+	batches := d("wabsync_db_write_batches_total")
+	return fmt.Sprintf("%.0f commits (%.1f changes each), %.0f fsyncs; mean wait for a batch %s, commit %s, fsync %s",
+		batches, d("wabsync_db_write_changes_total")/max(batches, 1), d("wabsync_db_sync_seconds_count"),
+		mean("wabsync_db_write_wait_seconds"), mean("wabsync_db_commit_seconds"), mean("wabsync_db_sync_seconds"))
+}
