@@ -506,6 +506,24 @@ func (w *writer) ride(in *intake, until time.Time) bool {
 	return false
 }
 
+// cutIn takes a waiting request's change from the lane and puts it at
+// position i of the batch, before the background work still to run: while
+// an fsync is in flight the transaction stays open, so it runs now rather
+// than after all of that work. It reports whether there was one.
+func (w *writer) cutIn(in *intake, i int) bool {
+	select {
+	case j, ok := <-in.fg:
+		if !ok {
+			in.fg = nil
+			return false
+		}
+		in.batch = slices.Insert(in.batch, i, j)
+		return true
+	default:
+		return false
+	}
+}
+
 // foregroundFirst moves batch's foreground jobs before its background ones,
 // keeping the order within each (carried-over jobs came first in both).
 // A job already carried over twice goes first whatever its kind, so that a
@@ -657,7 +675,9 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 			// twice goes first in a later batch). While the previous
 			// commit's fsync is in flight it delays nothing.
 			syncing := w.db.syncs != nil && w.db.syncs.busy()
-			if el > limit || (j.bg && !syncing && el > bgYield && len(l.ch) > 0) || (j.bg && !syncing && fgUntil >= 0 && el-fgUntil > bgRide) {
+			if j.bg && syncing && more && el > bgYield && len(l.ch) > 0 && w.cutIn(in, i) {
+				j = in.batch[i] // a request's change, before the rest
+			} else if el > limit || (j.bg && !syncing && el > bgYield && len(l.ch) > 0) || (j.bg && !syncing && fgUntil >= 0 && el-fgUntil > bgRide) {
 				break
 			}
 		}
