@@ -556,6 +556,12 @@ const maxBatchWork = 3 * time.Millisecond
 // 4.6 changes per commit with 64 requests waiting).
 const maxBatchWorkPG = 25 * time.Millisecond
 
+// rideLimit bounds a transaction kept open while an fsync is in flight
+// (ride), in place of maxBatchWork: nothing in it could be reported before
+// that fsync ends anyway, and committing earlier only makes another commit
+// for the next fsync. It matters when the disk stalls.
+const rideLimit = 50 * time.Millisecond
+
 // bgYield is how long background changes may run in a batch once a
 // foreground change waits for the next one.
 const bgYield = time.Millisecond
@@ -663,7 +669,7 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 	txs := make([]*Tx, 0, len(in.batch))
 	fgUntil := time.Duration(-1) // when this batch's requests' changes had run (-1: it has none)
 	i := 0
-	for ; i < len(in.batch) || more && w.ride(in, start.Add(limit)); i++ {
+	for ; i < len(in.batch) || more && w.ride(in, start.Add(rideLimit)); i++ {
 		j := in.batch[i]
 		now := time.Now()
 		if i > 0 {
@@ -677,7 +683,7 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 			syncing := w.db.syncs != nil && w.db.syncs.busy()
 			if j.bg && syncing && more && el > bgYield && len(l.ch) > 0 && w.cutIn(in, i) {
 				j = in.batch[i] // a request's change, before the rest
-			} else if el > limit || (j.bg && !syncing && el > bgYield && len(l.ch) > 0) || (j.bg && !syncing && fgUntil >= 0 && el-fgUntil > bgRide) {
+			} else if el > rideLimit || el > limit && !syncing || (j.bg && !syncing && el > bgYield && len(l.ch) > 0) || (j.bg && !syncing && fgUntil >= 0 && el-fgUntil > bgRide) {
 				break
 			}
 		}
