@@ -71,6 +71,55 @@ func TestBatchKeepsMessagesWithTakenWAID(t *testing.T) {
 	}
 }
 
+// A change sees the messages accepted before it in its batch: on
+// PostgreSQL they are inserted together before the commit, and first before
+// a statement that touches messages.
+func TestBatchedMessageSeenLaterInItsBatch(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	s := newSession(t, db, wabsync.StatusConnected)
+	ctx := store.ForSessionForTest(context.Background(), s.ID)
+	started, release := make(chan struct{}), make(chan struct{})
+	gate := make(chan error, 1)
+	go func() {
+		gate <- db.Update(ctx, func(*store.Tx) error { close(started); <-release; return nil })
+	}()
+	<-started
+	before := db.WriterStats()
+	m := &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: s.ID, Direction: wabsync.DirectionOut, Chat: "15550000002@s.whatsapp.net",
+		WAID: wabsync.NewWAID(), To: "+15550000002", Kind: wabsync.KindText, Text: "hi"}
+	accepted := make(chan error, 1)
+	go func() { accepted <- db.AcceptMessage(context.Background(), m, nil) }()
+	testutil.Eventually(t, 5*time.Second, func() bool { return store.QueuedForTest(db, ctx) == 1 }, "accept queued")
+	seen := make(chan error, 1)
+	go func() {
+		seen <- db.Update(ctx, func(tx *store.Tx) error {
+			var n int
+			if err := tx.QueryRow(`SELECT COUNT(*) FROM messages WHERE id = ?`, m.ID).Scan(&n); err != nil {
+				return err
+			}
+			if n != 1 {
+				return fmt.Errorf("the message accepted before in the batch is not there (%d rows)", n)
+			}
+			return nil
+		})
+	}()
+	testutil.Eventually(t, 5*time.Second, func() bool { return store.QueuedForTest(db, ctx) == 2 }, "reader queued")
+	close(release)
+	for _, ch := range []chan error{gate, accepted, seen} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.GetMessage(context.Background(), s.ID, m.ID); err != nil {
+		t.Fatalf("the message was not stored: %v", err)
+	}
+	// The gate's commit, then one for both (a failed batch would have been
+	// run again one change at a time, and passed that way).
+	if st := db.WriterStats(); st.Batches-before.Batches != 2 || st.Changes-before.Changes != 3 {
+		t.Fatalf("%d changes in %d commits, want 3 in 2", st.Changes-before.Changes, st.Batches-before.Batches)
+	}
+}
+
 // On PostgreSQL a node's session cache learns of another node's change to a
 // session through a notification.
 func TestSessionCacheAcrossNodes(t *testing.T) {

@@ -41,25 +41,6 @@ func (d *deferredRows) add(m *wabsync.Message, body string) {
 	d.updated = append(d.updated, micros(m.UpdatedAt))
 }
 
-// flush inserts the pending rows, all or none.
-func (d *deferredRows) flush(ctx context.Context, tx *sql.Tx) error {
-	if d == nil || len(d.ids) == 0 {
-		return nil
-	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO messages (id, session_id, seq, direction, chat, wa_id, kind, status, unread, body, created_at, updated_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::bigint[], $12::bigint[])
-		ON CONFLICT (session_id, direction, chat, wa_id) DO NOTHING`,
-		d.ids, d.sessions, d.seqs, d.directions, d.chats, d.waIDs, d.kinds, d.statuses, d.unread, d.bodies, d.created, d.updated)
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil || n != int64(len(d.ids)) {
-		return errDeferredConflict
-	}
-	*d = deferredRows{}
-	return nil
-}
-
 // deferMessage queues m for the batch's insert and reports true with its
 // stored body, or reports false when tx inserts at once (SQLite, where a
 // statement costs no round trip, and a change run on its own).
@@ -81,7 +62,7 @@ func (tx *Tx) flushBefore(q string) {
 	if tx.deferred == nil || len(tx.deferred.ids) == 0 || tx.err != nil || !strings.Contains(q, "messages") {
 		return
 	}
-	if err := tx.deferred.flush(tx.ctx, tx.tx); err != nil {
+	if err := finishPG(tx.ctx, tx.tx, tx.deferred, nil, nil); err != nil {
 		tx.err = err
 	}
 }
@@ -104,14 +85,15 @@ const pgBatchTail = `WITH m AS (
 SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM n)`
 
 // finishPG runs pgBatchTail for a batch's deferred messages d, counters c
-// and notifications nts (any may be empty).
+// and notifications nts (any may be nil or empty); all of d is inserted or
+// none (errDeferredConflict).
 func finishPG(ctx context.Context, tx *sql.Tx, d *deferredRows, c *seqCache, nts *notes) error {
 	if d == nil {
 		d = &deferredRows{}
 	}
 	var ids []string
 	var msg, event []int64
-	for _, id := range c.dirty {
+	for _, id := range c.dirtyIDs() {
 		if s := c.m[id]; s != nil && s.dirty {
 			ids = append(ids, id)
 			msg = append(msg, s.msg)
@@ -143,6 +125,8 @@ func finishPG(ctx context.Context, tx *sql.Tx, d *deferredRows, c *seqCache, nts
 	for _, id := range ids {
 		c.m[id].dirty = false
 	}
-	c.dirty = c.dirty[:0]
+	if c != nil {
+		c.dirty = c.dirty[:0]
+	}
 	return nil
 }

@@ -118,6 +118,15 @@ func (c *seqCache) writeBack(ctx context.Context, db *DB, tx *sql.Tx, stmts *wri
 	return nil
 }
 
+// dirtyIDs returns the sessions whose counters changed (none for a nil
+// cache).
+func (c *seqCache) dirtyIDs() []string {
+	if c == nil {
+		return nil
+	}
+	return c.dirty
+}
+
 // forget empties the cache (after a rollback, or before other code uses the
 // counters).
 func (c *seqCache) forget() {
