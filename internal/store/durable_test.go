@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 )
@@ -188,64 +187,10 @@ func TestSyncerSyncsTheLog(t *testing.T) {
 // transaction.
 func TestRequestCutsInWhileSyncing(t *testing.T) {
 	db, g := openGated(t)
-	ctx := context.Background()
-	var mu sync.Mutex
-	var order []string
-	note := func(name string) {
-		mu.Lock()
-		order = append(order, name)
-		mu.Unlock()
-	}
-	var wg sync.WaitGroup
-	run := func(ctx context.Context, name string, fn func()) {
-		defer wg.Done()
-		if err := db.Update(ctx, func(*Tx) error {
-			if fn != nil {
-				fn()
-			}
-			note(name)
-			return nil
-		}); err != nil {
-			t.Error(err)
-		}
-	}
-	started, release := make(chan struct{}), make(chan struct{})
-	wg.Add(1)
-	go run(ctx, "gate", func() { close(started); <-release })
-	<-started
-	lane := db.writer.lanes[0]
-	var once sync.Once
-	wg.Add(1)
-	go run(Background(ctx), "bg0", func() {
-		once.Do(func() {
-			begun := time.Now()
-			wg.Add(1)
-			go run(ctx, "request", nil)
-			for len(lane.ch) == 0 && time.Since(begun) < 5*time.Second {
-				time.Sleep(50 * time.Microsecond)
-			}
-			time.Sleep(bgYield + bgYield/2 - time.Since(begun)) // past bgYield
-		})
-	})
-	for i := 1; i < 4; i++ {
-		for len(lane.bg) < i {
-			time.Sleep(time.Millisecond)
-		}
-		wg.Add(1)
-		go run(Background(ctx), fmt.Sprint("bg", i), nil)
-	}
-	for len(lane.bg) < 4 {
-		time.Sleep(time.Millisecond)
-	}
-	close(release) // the gate commits; its fsync stays in flight
+	sc := queueYieldScene(t, db, 4)
+	sc.release() // the gate commits; its fsync stays in flight
 	<-g.began
-	for {
-		mu.Lock()
-		n := len(order)
-		mu.Unlock()
-		if n == 6 {
-			break
-		}
+	for len(sc.order()) < 6 {
 		time.Sleep(time.Millisecond)
 	}
 	// Let every fsync through now (under load the changes may take more
@@ -262,10 +207,10 @@ func TestRequestCutsInWhileSyncing(t *testing.T) {
 		}
 	}()
 	g.release <- nil // the gate's fsync
-	wg.Wait()
+	sc.wg.Wait()
 	close(done)
 	want := []string{"gate", "bg0", "request", "bg1", "bg2", "bg3"}
-	if fmt.Sprint(order) != fmt.Sprint(want) {
+	if order := sc.order(); fmt.Sprint(order) != fmt.Sprint(want) {
 		t.Fatalf("order %v, want %v: the request waited for the background work", order, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -79,61 +80,79 @@ func TestBackgroundYieldsToWaitingRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var mu sync.Mutex
-	var order []string
-	note := func(name string) {
-		mu.Lock()
-		order = append(order, name)
-		mu.Unlock()
+	sc := queueYieldScene(t, db, 10)
+	sc.release()
+	sc.wg.Wait()
+	order := sc.order()
+	if len(order) != 12 || order[0] != "gate" || order[1] != "bg0" || order[2] != "request" {
+		t.Fatalf("order %v: the request waited for the background batch", order)
 	}
+}
+
+// yieldScene is a request's change arriving while background work runs:
+// behind a gate change that holds the writer, background changes bg0 …
+// bg{n-1} wait; bg0, when it runs, queues the request's change and then
+// runs past bgYield. release lets the gate end; order lists the changes as
+// they ran.
+type yieldScene struct {
+	wg      sync.WaitGroup
+	release func()
+	mu      sync.Mutex
+	ran     []string
+}
+
+func (sc *yieldScene) order() []string {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return slices.Clone(sc.ran)
+}
+
+func queueYieldScene(t *testing.T, db *DB, n int) *yieldScene {
+	sc := &yieldScene{}
 	ctx := context.Background()
-	release, started := make(chan struct{}), make(chan struct{})
-	var wg sync.WaitGroup
 	run := func(ctx context.Context, name string, fn func()) {
-		defer wg.Done()
-		if err := db.Update(ctx, func(*Tx) error {
-			if fn != nil {
-				fn()
+		sc.wg.Add(1)
+		go func() {
+			defer sc.wg.Done()
+			if err := db.Update(ctx, func(*Tx) error {
+				if fn != nil {
+					fn()
+				}
+				sc.mu.Lock()
+				sc.ran = append(sc.ran, name)
+				sc.mu.Unlock()
+				return nil
+			}); err != nil {
+				t.Error(err)
 			}
-			note(name)
-			return nil
-		}); err != nil {
-			t.Error(err)
-		}
+		}()
 	}
-	wg.Add(1)
-	go run(ctx, "gate", func() { close(started); <-release })
+	release, started := make(chan struct{}), make(chan struct{})
+	sc.release = func() { close(release) }
+	run(ctx, "gate", func() { close(started); <-release })
 	<-started
-	fg := db.writer.lanes[0].ch
+	lane := db.writer.lanes[0]
 	var once sync.Once
-	wg.Add(1)
-	go run(Background(ctx), "bg0", func() {
+	run(Background(ctx), "bg0", func() {
 		once.Do(func() {
 			begun := time.Now()
-			wg.Add(1)
-			go run(ctx, "request", nil)
-			for len(fg) == 0 && time.Since(begun) < time.Second {
+			run(ctx, "request", nil)
+			for len(lane.ch) == 0 && time.Since(begun) < 5*time.Second {
 				time.Sleep(50 * time.Microsecond)
 			}
 			// Past bgYield, well short of maxBatchWork.
 			time.Sleep(bgYield + bgYield/2 - time.Since(begun))
 		})
 	})
-	for len(db.writer.lanes[0].bg) == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	for i := 1; i < 10; i++ {
-		wg.Add(1)
-		go run(Background(ctx), fmt.Sprint("bg", i), nil)
-		for len(db.writer.lanes[0].bg) < i+1 {
+	for i := 1; i <= n; i++ {
+		for len(lane.bg) < i {
 			time.Sleep(time.Millisecond)
 		}
+		if i < n {
+			run(Background(ctx), fmt.Sprint("bg", i), nil)
+		}
 	}
-	close(release)
-	wg.Wait()
-	if len(order) != 12 || order[0] != "gate" || order[1] != "bg0" || order[2] != "request" {
-		t.Fatalf("order %v: the request waited for the background batch", order)
-	}
+	return sc
 }
 
 // Background work rides along in a batch that holds a request's change for
