@@ -5,7 +5,8 @@
 //     clients, session C (default pacing) to session B;
 //
 //   - p99 accept latency at an offered -rate msg/s, open loop (every request
-//     timed from its scheduled start), session A to B;
+//     timed from its scheduled start, after -warm at the same rate that is
+//     not timed), session A to B;
 //
 //   - end-to-end latency from POST to `delivered` (seen on A's event stream)
 //     at that same offered load, A configured with send_rate/send_burst 1000;
@@ -38,7 +39,7 @@ import (
 var (
 	conns  = flag.Int("conns", 64, "concurrent clients for the closed-loop throughput")
 	dur    = flag.Duration("d", 10*time.Second, "measured duration of each closed-loop run")
-	warm   = flag.Duration("warm", 2*time.Second, "warm-up before each closed-loop run")
+	warm   = flag.Duration("warm", 2*time.Second, "warm-up before each closed-loop and open-loop run: requests made at the same load, not timed")
 	rounds = flag.Int("rounds", 2, "alternating rounds of bare and wabsync")
 	rate   = flag.Float64("rate", 1000, "offered load of the open-loop runs (msg/s)")
 	openD  = flag.Duration("open-d", 10*time.Second, "duration of the open-loop runs")
@@ -147,12 +148,13 @@ func main() {
 		mu.Unlock()
 	})
 	time.Sleep(500 * time.Millisecond)
-	rbo := benchutil.OpenLoop(*rate, *openD, bareFn)
+	rbo := benchutil.OpenLoopWarm(*rate, *warm, *openD, bareFn)
 	m0 := writerMetrics(c.HC, srv.URL)
 	fmt.Printf("open loop %.0f/s bare net/http: %s\n", *rate, rbo)
 	interval := time.Duration(float64(time.Second) / *rate)
 	start := time.Now()
-	ro := benchutil.OpenLoop(*rate, *openD, func(i int) error {
+	skip := benchutil.WarmCalls(*rate, *warm)
+	ro := benchutil.OpenLoopWarm(*rate, *warm, *openD, func(i int) error {
 		sched := start.Add(time.Duration(i) * interval)
 		bd, _ := json.Marshal(map[string]any{"to": b.Phone, "text": "open loop " + strconv.Itoa(i)})
 		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/sessions/me/messages/text", bytes.NewReader(bd))
@@ -176,9 +178,11 @@ func main() {
 		if err := json.Unmarshal(out, &m); err != nil {
 			return err
 		}
-		mu.Lock()
-		scheduled[m.Data.ID] = sched
-		mu.Unlock()
+		if i >= skip { // the warm-up's messages are not timed
+			mu.Lock()
+			scheduled[m.Data.ID] = sched
+			mu.Unlock()
+		}
 		return nil
 	})
 	fmt.Printf("open loop %.0f/s wabsync:       %s\n", *rate, ro)

@@ -112,24 +112,41 @@ func ClosedLoop(workers int, warm, d time.Duration, fn func(worker int) error) R
 // own goroutine, and times every call from its scheduled start, so that a
 // stall of the server or the generator shows up as latency.
 func OpenLoop(rate float64, d time.Duration, fn func(i int) error) Result {
+	return OpenLoopWarm(rate, 0, d, fn)
+}
+
+// OpenLoopWarm is OpenLoop preceded by warm at the same rate: the calls of
+// the warm-up (the first WarmCalls(rate, warm), numbered from 0 like the
+// rest) are made but neither timed nor counted, as the closed loop's
+// warm-up, so that the result is the steady state and not the first
+// connections and cold caches. The rate does not change between the two.
+func OpenLoopWarm(rate float64, warm, d time.Duration, fn func(i int) error) Result {
 	var (
 		mu  sync.Mutex
 		res Result
 		wg  sync.WaitGroup
 	)
 	interval := time.Duration(float64(time.Second) / rate)
-	n := int(d.Seconds() * rate)
+	skip := WarmCalls(rate, warm)
+	n := skip + int(d.Seconds()*rate)
 	start := time.Now()
+	var measured time.Time
 	for i := range n {
 		sched := start.Add(time.Duration(i) * interval)
 		if w := time.Until(sched); w > 0 {
 			time.Sleep(w)
+		}
+		if i == skip {
+			measured = sched
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			err := fn(i)
 			l := time.Since(sched)
+			if i < skip {
+				return
+			}
 			mu.Lock()
 			if err != nil {
 				res.Errors++
@@ -144,9 +161,15 @@ func OpenLoop(rate float64, d time.Duration, fn func(i int) error) Result {
 		}()
 	}
 	wg.Wait()
-	res.Elapsed = time.Since(start)
+	if measured.IsZero() {
+		measured = start
+	}
+	res.Elapsed = time.Since(measured)
 	return res
 }
+
+// WarmCalls is how many calls OpenLoopWarm makes in its warm-up.
+func WarmCalls(rate float64, warm time.Duration) int { return int(warm.Seconds() * rate) }
 
 // bareEnv names the variable that makes a benchmark program serve the bare
 // baseline instead of running (see MaybeServeBare).
