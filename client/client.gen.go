@@ -2417,8 +2417,9 @@ type ClientInterface interface {
 	// GetReady Readiness
 	//
 	// `200` when the server can do its work: storage and queues reachable. `503 UNAVAILABLE` otherwise
-	// (also while shutting down), with `details` naming each failing check. For readiness probes and load
-	// balancers.
+	// (also while shutting down), with `details` naming each failing check: `database` (`unreachable`, or
+	// `failing` once the disk failed to sync its log: the server then stores nothing until restarted) or
+	// `server` (`shutting down`). For readiness probes and load balancers.
 	//
 	// Corresponds with GET /api/v1/ready (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3204,8 +3205,9 @@ func (c *RawClient) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEdi
 // GetReady Readiness
 //
 // `200` when the server can do its work: storage and queues reachable. `503 UNAVAILABLE` otherwise
-// (also while shutting down), with `details` naming each failing check. For readiness probes and load
-// balancers.
+// (also while shutting down), with `details` naming each failing check: `database` (`unreachable`, or
+// `failing` once the disk failed to sync its log: the server then stores nothing until restarted) or
+// `server` (`shutting down`). For readiness probes and load balancers.
 //
 // Corresponds with GET /api/v1/ready (the `GetReady` operationId).
 func (c *RawClient) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7807,8 +7809,9 @@ type ClientWithResponsesInterface interface {
 	// GetReadyWithResponse Readiness
 	//
 	// `200` when the server can do its work: storage and queues reachable. `503 UNAVAILABLE` otherwise
-	// (also while shutting down), with `details` naming each failing check. For readiness probes and load
-	// balancers.
+	// (also while shutting down), with `details` naming each failing check: `database` (`unreachable`, or
+	// `failing` once the disk failed to sync its log: the server then stores nothing until restarted) or
+	// `server` (`shutting down`). For readiness probes and load balancers.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11331,8 +11334,9 @@ func (c *ClientWithResponses) GetOpenAPIYAMLWithResponse(ctx context.Context, re
 // GetReadyWithResponse Readiness
 //
 // `200` when the server can do its work: storage and queues reachable. `503 UNAVAILABLE` otherwise
-// (also while shutting down), with `details` naming each failing check. For readiness probes and load
-// balancers.
+// (also while shutting down), with `details` naming each failing check: `database` (`unreachable`, or
+// `failing` once the disk failed to sync its log: the server then stores nothing until restarted) or
+// `server` (`shutting down`). For readiness probes and load balancers.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -116,9 +116,11 @@ type Main struct {
 
 	// Test hooks, set before Run: clock replaces the database's clock (and
 	// so the webhook dispatcher's); with webhooksManual the dispatcher is
-	// not run, and the test drives it with Webhooks.RunOnce.
+	// not run, and the test drives it with Webhooks.RunOnce; syncLog
+	// replaces the fdatasync of SQLite's log (a failing disk).
 	clock          func() time.Time
 	webhooksManual bool
+	syncLog        func(*os.File) error
 }
 
 // NewMain returns a Main that logs to logOut.
@@ -146,7 +148,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: m.Logger, DataDir: cfg.DataDir})
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: m.Logger, DataDir: cfg.DataDir, SyncLog: m.syncLog})
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,7 @@ type testServer struct {
 	t     testing.TB
 	Admin *client.Client
 	http  *http.Client
+	logs  *logSink
 }
 
 // testConfig returns the configuration tests start from.
@@ -89,17 +90,24 @@ func (l *logSink) String() string {
 
 func mustRunConfig(tb testing.TB, cfg Config) *testServer {
 	tb.Helper()
+	return mustRunHooked(tb, cfg, nil)
+}
+
+// mustRunHooked starts a server with cfg after hook (if not nil) set Main's
+// test hooks.
+func mustRunHooked(tb testing.TB, cfg Config, hook func(*Main)) *testServer {
+	tb.Helper()
 	logs := &logSink{}
 	m := NewMain(cfg, logs)
+	if hook != nil {
+		hook(m)
+	}
 	if err := m.Run(context.Background()); err != nil {
 		tb.Fatalf("start server: %v\n%s", err, logs)
 	}
-	closed := false
-	ts := &testServer{Main: m, t: tb}
+	ts := &testServer{Main: m, t: tb, logs: logs}
 	tb.Cleanup(func() {
-		if !closed {
-			m.Close()
-		}
+		m.Close()
 		if tb.Failed() {
 			tb.Logf("server log:\n%s", logs)
 		}

@@ -145,22 +145,7 @@ func mustRunMainWith(tb testing.TB, clock func() time.Time, manual bool, mods ..
 	for _, f := range mods {
 		f(&cfg)
 	}
-	logs := &logSink{}
-	m := NewMain(cfg, logs)
-	m.clock, m.webhooksManual = clock, manual
-	if err := m.Run(context.Background()); err != nil {
-		tb.Fatalf("start server: %v\n%s", err, logs)
-	}
-	ts := &testServer{Main: m, t: tb}
-	tb.Cleanup(func() {
-		m.Close()
-		if tb.Failed() {
-			tb.Logf("server log:\n%s", logs)
-		}
-	})
-	ts.http = &http.Client{Transport: mustValidator(tb).Transport(tb, nil), Timeout: 60 * time.Second}
-	ts.Admin = ts.Client(testAdminToken)
-	return ts
+	return mustRunHooked(tb, cfg, func(m *Main) { m.clock, m.webhooksManual = clock, manual })
 }
 
 // runWebhooks makes every delivery that is due (manual dispatcher) and

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -16,13 +17,20 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	if !s.ready.Load() {
-		return errorf(wabsync.EUnavailable, "The server is shutting down.")
+		return &wabsync.Error{Code: wabsync.EUnavailable, Message: "The server is shutting down.",
+			Details: map[string]string{"server": "shutting down"}}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.db.Ping(ctx); err != nil {
+		var e *wabsync.Error
+		if errors.As(err, &e) {
+			// It says what is wrong, safely, and was logged where it arose.
+			return &wabsync.Error{Code: wabsync.EUnavailable, Message: e.Message, Details: map[string]string{"database": "failing"}}
+		}
 		s.logger.WarnContext(r.Context(), "readiness: database unreachable", "err", err)
-		return errorf(wabsync.EUnavailable, "The database is unreachable.")
+		return &wabsync.Error{Code: wabsync.EUnavailable, Message: "The database is unreachable.",
+			Details: map[string]string{"database": "unreachable"}}
 	}
 	respond(w, http.StatusOK, "Ready", map[string]any{"status": "ready", "checks": map[string]string{"database": "ok"}})
 	return nil

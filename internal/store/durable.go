@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/wabsync/wabsync"
 )
 
 // syncer makes SQLite's commits durable off the writer's path.
@@ -54,17 +55,25 @@ type syncWaiter struct {
 	tell func(error)
 }
 
-// errNotDurable is what changes are told after the log could not be synced.
-var errNotDurable = errors.New("the database could not make a change durable (its write-ahead log failed to sync); restart the server and check the disk")
+// errNotDurable is what changes (and reads, which wait for durability) are
+// told once the log could not be synced. It is an UNAVAILABLE error (503):
+// nothing the client did causes it, and this server stores nothing more
+// until it is restarted; the cause is logged once, by the syncer.
+var errNotDurable = &wabsync.Error{Code: wabsync.EUnavailable,
+	Message: "The server cannot store changes safely: its database log failed to sync to disk. Its operator must check the disk and restart it."}
 
-func newSyncer(walPath string, logger *slog.Logger) (*syncer, error) {
+// newSyncer syncs the log at walPath with sync (nil: fdatasync).
+func newSyncer(walPath string, sync func(*os.File) error, logger *slog.Logger) (*syncer, error) {
+	if sync == nil {
+		sync = fdatasync
+	}
 	// SQLite creates the log when it first writes; an empty one is a log
 	// with no frames to it.
 	f, err := os.OpenFile(walPath, os.O_RDONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open the write-ahead log for syncing: %w", err)
 	}
-	s := &syncer{file: f, sync: fdatasync, logger: logger,
+	s := &syncer{file: f, sync: sync, logger: logger,
 		kick: make(chan struct{}, 1), idle: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s, nil
@@ -94,6 +103,13 @@ func (s *syncer) after(seq uint64, tell func(error)) {
 	err := s.failed
 	s.mu.Unlock()
 	tell(err)
+}
+
+// failure returns errNotDurable once an fsync failed, else nil.
+func (s *syncer) failure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed
 }
 
 // wait returns once every commit made so far is durable.

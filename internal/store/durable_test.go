@@ -150,6 +150,9 @@ func TestFailedSyncFailsChanges(t *testing.T) {
 	if _, err := db.query(context.Background(), `SELECT 1`); !errors.Is(err, errNotDurable) {
 		t.Fatalf("a read: got %v, want errNotDurable", err)
 	}
+	if err := db.Ping(context.Background()); !errors.Is(err, errNotDurable) {
+		t.Fatalf("Ping (readiness): got %v, want errNotDurable", err)
+	}
 }
 
 // The syncer syncs the log SQLite writes: the same file, also after the

@@ -90,6 +90,9 @@ type Options struct {
 	// each commit. For the sandbox network's mail, which stands for
 	// WhatsApp's servers, never for the gateway's own data.
 	CrashSafeOnly bool
+	// SyncLog replaces the fdatasync of SQLite's write-ahead log (nil:
+	// fdatasync). For tests that need a disk that fails.
+	SyncLog func(*os.File) error
 }
 
 // Open opens the database named by url: "sqlite:///path/to/file.db",
@@ -132,7 +135,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		// The writer's connection stays open, so the log file is never
 		// deleted and recreated under the syncer.
 		if !opts.CrashSafeOnly {
-			syncs, err := newSyncer(path+"-wal", logger)
+			syncs, err := newSyncer(path+"-wal", opts.SyncLog, logger)
 			if err != nil {
 				w.Close()
 				return nil, err
@@ -230,8 +233,14 @@ func (db *DB) Dialect() string { return db.dialect }
 // their own tables in the same database, like whatsmeow's store).
 func (db *DB) SQL() *sql.DB { return db.write }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers and, on SQLite, that its log has
+// not failed to sync (after which it stores nothing: see syncer).
 func (db *DB) Ping(ctx context.Context) error {
+	if db.syncs != nil {
+		if err := db.syncs.failure(); err != nil {
+			return err // reachable, but it cannot store anything any more
+		}
+	}
 	var one int
 	return db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
 }
