@@ -12,6 +12,26 @@ import (
 	"github.com/wabsync/wabsync/internal/testutil"
 )
 
+// holdLane keeps ctx's writer lane busy with a change of its own, so that
+// the changes queued meanwhile run in one batch; release lets it finish
+// and returns its outcome.
+func holdLane(t *testing.T, db *store.DB, ctx context.Context) (release func() error) {
+	t.Helper()
+	started, done := make(chan struct{}), make(chan struct{})
+	gate := make(chan error, 1)
+	go func() {
+		gate <- db.Update(ctx, func(*store.Tx) error { close(started); <-done; return nil })
+	}()
+	<-started
+	return func() error { close(done); return <-gate }
+}
+
+// waitQueued waits until n changes wait in ctx's lane.
+func waitQueued(t *testing.T, db *store.DB, ctx context.Context, n int) {
+	t.Helper()
+	testutil.Eventually(t, 5*time.Second, func() bool { return store.QueuedForTest(db, ctx) == n }, "%d changes queued", n)
+}
+
 // Two messages accepted in one batch with the same WhatsApp id are both
 // stored, the second under a new id. On PostgreSQL a batch inserts its
 // messages in one statement, which meets the conflict: the batch is rolled
@@ -20,12 +40,7 @@ func TestBatchKeepsMessagesWithTakenWAID(t *testing.T) {
 	db := testutil.MustOpenDB(t)
 	s := newSession(t, db, wabsync.StatusConnected)
 	ctx := store.ForSessionForTest(context.Background(), s.ID)
-	started, release := make(chan struct{}), make(chan struct{})
-	gate := make(chan error, 1)
-	go func() {
-		gate <- db.Update(ctx, func(*store.Tx) error { close(started); <-release; return nil })
-	}()
-	<-started // the lane's writer is busy: what comes next is batched
+	release := holdLane(t, db, ctx) // what comes next is batched
 	waID := wabsync.NewWAID()
 	msgs := make([]*wabsync.Message, 3)
 	errs := make([]error, 3)
@@ -42,11 +57,11 @@ func TestBatchKeepsMessagesWithTakenWAID(t *testing.T) {
 			defer wg.Done()
 			errs[i] = db.AcceptMessage(context.Background(), msgs[i], nil)
 		}(i)
-		testutil.Eventually(t, 5*time.Second, func() bool { return store.QueuedForTest(db, ctx) == i+1 }, "accept %d queued", i)
+		waitQueued(t, db, ctx, i+1)
 	}
-	close(release)
+	err := release()
 	wg.Wait()
-	if err := <-gate; err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
@@ -78,18 +93,13 @@ func TestBatchedMessageSeenLaterInItsBatch(t *testing.T) {
 	db := testutil.MustOpenDB(t)
 	s := newSession(t, db, wabsync.StatusConnected)
 	ctx := store.ForSessionForTest(context.Background(), s.ID)
-	started, release := make(chan struct{}), make(chan struct{})
-	gate := make(chan error, 1)
-	go func() {
-		gate <- db.Update(ctx, func(*store.Tx) error { close(started); <-release; return nil })
-	}()
-	<-started
+	release := holdLane(t, db, ctx)
 	before := db.WriterStats()
 	m := &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: s.ID, Direction: wabsync.DirectionOut, Chat: "15550000002@s.whatsapp.net",
 		WAID: wabsync.NewWAID(), To: "+15550000002", Kind: wabsync.KindText, Text: "hi"}
 	accepted := make(chan error, 1)
 	go func() { accepted <- db.AcceptMessage(context.Background(), m, nil) }()
-	testutil.Eventually(t, 5*time.Second, func() bool { return store.QueuedForTest(db, ctx) == 1 }, "accept queued")
+	waitQueued(t, db, ctx, 1)
 	seen := make(chan error, 1)
 	go func() {
 		seen <- db.Update(ctx, func(tx *store.Tx) error {
@@ -103,9 +113,11 @@ func TestBatchedMessageSeenLaterInItsBatch(t *testing.T) {
 			return nil
 		})
 	}()
-	testutil.Eventually(t, 5*time.Second, func() bool { return store.QueuedForTest(db, ctx) == 2 }, "reader queued")
-	close(release)
-	for _, ch := range []chan error{gate, accepted, seen} {
+	waitQueued(t, db, ctx, 2)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []chan error{accepted, seen} {
 		if err := <-ch; err != nil {
 			t.Fatal(err)
 		}
@@ -117,6 +129,54 @@ func TestBatchedMessageSeenLaterInItsBatch(t *testing.T) {
 	// run again one change at a time, and passed that way).
 	if st := db.WriterStats(); st.Batches-before.Batches != 2 || st.Changes-before.Changes != 3 {
 		t.Fatalf("%d changes in %d commits, want 3 in 2", st.Changes-before.Changes, st.Batches-before.Batches)
+	}
+}
+
+// A batch whose closing statement fails for another reason than a taken
+// WhatsApp id is run again one change at a time, and each change gets its
+// own outcome. Here a session is deleted in the batch that accepted a
+// message for it: on PostgreSQL the message's deferred insert then meets
+// the deleted session at the end of the batch (a foreign key violation).
+// Run alone, in order, the message is stored and then deleted with its
+// session: both callers are told of success, and nothing of the session is
+// left.
+func TestBatchEndFailingRunsChangesAlone(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	s := newSession(t, db, wabsync.StatusConnected)
+	ctx := store.ForSessionForTest(context.Background(), s.ID)
+	release := holdLane(t, db, ctx)
+	before := db.WriterStats()
+	m := &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: s.ID, Direction: wabsync.DirectionOut, Chat: "15550000002@s.whatsapp.net",
+		WAID: wabsync.NewWAID(), To: "+15550000002", Kind: wabsync.KindText, Text: "hi"}
+	accepted := make(chan error, 1)
+	go func() { accepted <- db.AcceptMessage(context.Background(), m, nil) }()
+	waitQueued(t, db, ctx, 1)
+	deleted := make(chan error, 1)
+	go func() { deleted <- db.DeleteSession(ctx, s.ID) }()
+	waitQueued(t, db, ctx, 2)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-accepted; err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := db.GetMessage(context.Background(), s.ID, m.ID); err == nil {
+		t.Fatal("the deleted session's message is still there")
+	}
+	if _, err := db.GetSession(context.Background(), s.ID); err == nil {
+		t.Fatal("the session is still there")
+	}
+	st := db.WriterStats()
+	commits, changes := st.Batches-before.Batches, st.Changes-before.Changes
+	want := uint64(2) // the gate's commit, then one for both
+	if db.Dialect() == store.Postgres {
+		want = 3 // the gate's, then (the batch failed) each change alone
+	}
+	if commits != want || changes != 3 {
+		t.Fatalf("%d changes in %d commits, want 3 in %d", changes, commits, want)
 	}
 }
 
