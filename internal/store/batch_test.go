@@ -32,6 +32,24 @@ func waitQueued(t *testing.T, db *store.DB, ctx context.Context, n int) {
 	testutil.Eventually(t, 5*time.Second, func() bool { return store.QueuedForTest(db, ctx) == n }, "%d changes queued", n)
 }
 
+// acceptHeld opens a database with a connected session, holds the
+// session's writer lane (holdLane) and queues the acceptance of a text
+// message there; accepted gets its outcome once the lane is released.
+func acceptHeld(t *testing.T) (db *store.DB, s *wabsync.Session, ctx context.Context, release func() error, before store.WriterStats, m *wabsync.Message, accepted chan error) {
+	t.Helper()
+	db = testutil.MustOpenDB(t)
+	s = newSession(t, db, wabsync.StatusConnected)
+	ctx = store.ForSessionForTest(context.Background(), s.ID)
+	release = holdLane(t, db, ctx)
+	before = db.WriterStats()
+	m = &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: s.ID, Direction: wabsync.DirectionOut, Chat: "15550000002@s.whatsapp.net",
+		WAID: wabsync.NewWAID(), To: "+15550000002", Kind: wabsync.KindText, Text: "hi"}
+	accepted = make(chan error, 1)
+	go func() { accepted <- db.AcceptMessage(context.Background(), m, nil) }()
+	waitQueued(t, db, ctx, 1)
+	return db, s, ctx, release, before, m, accepted
+}
+
 // Two messages accepted in one batch with the same WhatsApp id are both
 // stored, the second under a new id. On PostgreSQL a batch inserts its
 // messages in one statement, which meets the conflict: the batch is rolled
@@ -90,16 +108,7 @@ func TestBatchKeepsMessagesWithTakenWAID(t *testing.T) {
 // PostgreSQL they are inserted together before the commit, and first before
 // a statement that touches messages.
 func TestBatchedMessageSeenLaterInItsBatch(t *testing.T) {
-	db := testutil.MustOpenDB(t)
-	s := newSession(t, db, wabsync.StatusConnected)
-	ctx := store.ForSessionForTest(context.Background(), s.ID)
-	release := holdLane(t, db, ctx)
-	before := db.WriterStats()
-	m := &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: s.ID, Direction: wabsync.DirectionOut, Chat: "15550000002@s.whatsapp.net",
-		WAID: wabsync.NewWAID(), To: "+15550000002", Kind: wabsync.KindText, Text: "hi"}
-	accepted := make(chan error, 1)
-	go func() { accepted <- db.AcceptMessage(context.Background(), m, nil) }()
-	waitQueued(t, db, ctx, 1)
+	db, s, ctx, release, before, m, accepted := acceptHeld(t)
 	seen := make(chan error, 1)
 	go func() {
 		seen <- db.Update(ctx, func(tx *store.Tx) error {
@@ -141,16 +150,7 @@ func TestBatchedMessageSeenLaterInItsBatch(t *testing.T) {
 // session: both callers are told of success, and nothing of the session is
 // left.
 func TestBatchEndFailingRunsChangesAlone(t *testing.T) {
-	db := testutil.MustOpenDB(t)
-	s := newSession(t, db, wabsync.StatusConnected)
-	ctx := store.ForSessionForTest(context.Background(), s.ID)
-	release := holdLane(t, db, ctx)
-	before := db.WriterStats()
-	m := &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: s.ID, Direction: wabsync.DirectionOut, Chat: "15550000002@s.whatsapp.net",
-		WAID: wabsync.NewWAID(), To: "+15550000002", Kind: wabsync.KindText, Text: "hi"}
-	accepted := make(chan error, 1)
-	go func() { accepted <- db.AcceptMessage(context.Background(), m, nil) }()
-	waitQueued(t, db, ctx, 1)
+	db, s, ctx, release, before, m, accepted := acceptHeld(t)
 	deleted := make(chan error, 1)
 	go func() { deleted <- db.DeleteSession(ctx, s.ID) }()
 	waitQueued(t, db, ctx, 2)
