@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/wabsync/wabsync"
@@ -82,5 +83,40 @@ func TestMailboxOfItsOwn(t *testing.T) {
 	}
 	if got := take(db, s.Phone); len(got) != 0 {
 		t.Fatalf("mail %q left for a deleted session", got)
+	}
+}
+
+// A mailbox file that cannot be opened fails OpenMailbox with an error that
+// says so (the server then refuses to start), and the mail an older version
+// left in the main file stays there until a later start moves it.
+func TestMailboxThatCannotOpen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, err := store.Open(ctx, "", store.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutMail(ctx, "+15550100001", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	blocker := filepath.Join(dir, "wabsync-sandbox.db")
+	if err := os.Mkdir(blocker, 0o700); err != nil { // not a file SQLite can open
+		t.Fatal(err)
+	}
+	if err := db.OpenMailbox(ctx); err == nil || !strings.Contains(err.Error(), "sandbox mailbox") {
+		t.Fatalf("OpenMailbox over a directory: %v, want a sandbox mailbox error", err)
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.OpenMailbox(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, bodies, err := db.TakeMail(ctx, "+15550100001", 10); err != nil || len(bodies) != 1 || string(bodies[0]) != "kept" {
+		t.Fatalf("mail after the failed start: %q, %v", bodies, err)
 	}
 }
