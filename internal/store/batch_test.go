@@ -14,7 +14,9 @@ import (
 
 // holdLane keeps ctx's writer lane busy with a change of its own, so that
 // the changes queued meanwhile run in one batch; release lets it finish
-// and returns its outcome.
+// and returns its outcome. A test that fails before releasing it has it
+// released when it ends, before the database closes (which waits for the
+// writer).
 func holdLane(t *testing.T, db *store.DB, ctx context.Context) (release func() error) {
 	t.Helper()
 	started, done := make(chan struct{}), make(chan struct{})
@@ -23,7 +25,14 @@ func holdLane(t *testing.T, db *store.DB, ctx context.Context) (release func() e
 		gate <- db.Update(ctx, func(*store.Tx) error { close(started); <-done; return nil })
 	}()
 	<-started
-	return func() error { close(done); return <-gate }
+	var once sync.Once
+	release = func() error {
+		var err error
+		once.Do(func() { close(done); err = <-gate })
+		return err
+	}
+	t.Cleanup(func() { _ = release() })
+	return release
 }
 
 // waitQueued waits until n changes wait in ctx's lane.
