@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -235,5 +236,48 @@ func TestSessionCacheAcrossNodes(t *testing.T) {
 			got, err := a.CachedSession(context.Background(), s.ID)
 			return err == nil && got.Name == want
 		}, "the rename reached the other node's cache")
+	}
+}
+
+// A request's wait for its batch is counted once, also when its batch
+// failed (another change in it did) and it ran again on its own.
+func TestWaitCountedOnceWhenBatchRunsAgain(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	s := newSession(t, db, wabsync.StatusConnected)
+	ctx := store.ForSessionForTest(context.Background(), s.ID)
+	waits := func() (n uint64) {
+		for _, c := range db.WriterTimings().Wait.Counts {
+			n += c
+		}
+		return n
+	}
+	before, commits := waits(), db.WriterStats().Batches
+	release := holdLane(t, db, ctx)
+	ok, failed := make(chan error, 1), make(chan error, 1)
+	go func() {
+		ok <- db.Update(ctx, func(tx *store.Tx) error {
+			_, err := tx.Exec(`UPDATE sessions SET name = ? WHERE id = ?`, "renamed", s.ID)
+			return err
+		})
+	}()
+	waitQueued(t, db, ctx, 1)
+	go func() { failed <- db.Update(ctx, func(*store.Tx) error { return errors.New("refused") }) }()
+	waitQueued(t, db, ctx, 2)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ok; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-failed; err == nil || err.Error() != "refused" {
+		t.Fatalf("the failing change: %v", err)
+	}
+	// The gate's commit, then the batch of two failed and the good change
+	// committed alone.
+	if n := db.WriterStats().Batches - commits; n != 2 {
+		t.Fatalf("%d commits, want 2", n)
+	}
+	if n := waits() - before; n != 3 {
+		t.Fatalf("%d waits counted for 3 requests' changes", n)
 	}
 }

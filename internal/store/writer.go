@@ -238,6 +238,7 @@ type job struct {
 	fn      func(*Tx) error
 	skipped error // set when the job was left out of its batch
 	bg      bool  // background work (see Background)
+	waited  bool  // its wait was observed (a batch that failed runs it again)
 	carried int   // batches it did not fit in
 	done    chan error
 	after   []func()
@@ -688,8 +689,9 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 			}
 		}
 		j.after, j.skipped = nil, nil
-		if !j.bg {
+		if !j.bg && !j.waited {
 			w.wait.observe(now.Sub(j.queued))
+			j.waited = true
 		}
 		if e := j.ctx.Err(); e != nil {
 			// Its caller gave up before it ran: it is left out (nothing of it
