@@ -225,6 +225,9 @@ try {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await waitText('#session-name', /^alice$/);
     await waitText('#session-status', /^connected$/);
+    // The list is drawn whole (renderSessions), and may come a moment after
+    // the session's card: wait for it, then count.
+    await page.locator('[data-session]').first().waitFor();
     const n = await page.locator('[data-session]').count();
     if (n !== 1) throw new Error(`a session token sees ${n} sessions`);
     if (await page.locator('#create-form').isVisible()) throw new Error('a session token sees the create form');
