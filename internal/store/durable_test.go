@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -215,5 +217,19 @@ func TestRequestCutsInWhileSyncing(t *testing.T) {
 	want := []string{"gate", "bg0", "request", "bg1", "bg2", "bg3"}
 	if order := sc.order(); fmt.Sprint(order) != fmt.Sprint(want) {
 		t.Fatalf("order %v, want %v: the request waited for the background work", order, want)
+	}
+}
+
+// A syncer that cannot open the log refuses to start, naming it; Open then
+// fails with that error.
+func TestSyncerWithoutItsLog(t *testing.T) {
+	wal := filepath.Join(t.TempDir(), "no such directory", "x.db-wal")
+	s, err := newSyncer(wal, nil, slog.New(slog.DiscardHandler))
+	if err == nil {
+		s.close()
+		t.Fatal("a syncer started without its log")
+	}
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "write-ahead log") {
+		t.Fatalf("error %q: want the log's open error, saying what it was for", err)
 	}
 }
