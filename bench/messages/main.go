@@ -316,7 +316,9 @@ type writerStats map[string]float64
 var writerMetricNames = []string{"wabsync_db_write_batches_total", "wabsync_db_write_changes_total",
 	"wabsync_db_write_wait_seconds_sum", "wabsync_db_write_wait_seconds_count",
 	"wabsync_db_commit_seconds_sum", "wabsync_db_commit_seconds_count",
-	"wabsync_db_sync_seconds_sum", "wabsync_db_sync_seconds_count"}
+	"wabsync_db_sync_seconds_sum", "wabsync_db_sync_seconds_count",
+	// The tails: how many took 5 ms or less (a series of the histograms).
+	`wabsync_db_sync_seconds_bucket{le="0.005"}`, `wabsync_db_write_wait_seconds_bucket{le="0.005"}`}
 
 func writerMetrics(hc *http.Client, base string) writerStats {
 	out := writerStats{}
@@ -338,8 +340,10 @@ func (b writerStats) since(a writerStats) string {
 		}
 		return "-"
 	}
+	over5ms := func(n string) float64 { return d(n+"_count") - d(n+`_bucket{le="0.005"}`) }
 	batches := d("wabsync_db_write_batches_total")
-	return fmt.Sprintf("%.0f commits (%.1f changes each), %.0f fsyncs; mean wait for a batch %s, commit %s, fsync %s",
+	return fmt.Sprintf("%.0f commits (%.1f changes each), %.0f fsyncs; mean wait for a batch %s, commit %s, fsync %s; over 5 ms: %.0f fsyncs, %.0f waits",
 		batches, d("wabsync_db_write_changes_total")/max(batches, 1), d("wabsync_db_sync_seconds_count"),
-		mean("wabsync_db_write_wait_seconds"), mean("wabsync_db_commit_seconds"), mean("wabsync_db_sync_seconds"))
+		mean("wabsync_db_write_wait_seconds"), mean("wabsync_db_commit_seconds"), mean("wabsync_db_sync_seconds"),
+		over5ms("wabsync_db_sync_seconds"), over5ms("wabsync_db_write_wait_seconds"))
 }
