@@ -42,22 +42,33 @@ func waitQueued(t *testing.T, db *store.DB, ctx context.Context, n int) {
 	testutil.Eventually(t, 5*time.Second, func() bool { return store.QueuedForTest(db, ctx) == n }, "%d changes queued", n)
 }
 
+// heldAccept is a text message whose acceptance waits in its session's
+// held writer lane (acceptHeld).
+type heldAccept struct {
+	db       *store.DB
+	s        *wabsync.Session
+	ctx      context.Context // routed to the session's lane
+	release  func() error    // lets the lane go (holdLane)
+	before   store.WriterStats
+	m        *wabsync.Message
+	accepted chan error // the acceptance's outcome, once released
+}
+
 // acceptHeld opens a database with a connected session, holds the
 // session's writer lane (holdLane) and queues the acceptance of a text
-// message there; accepted gets its outcome once the lane is released.
-func acceptHeld(t *testing.T) (db *store.DB, s *wabsync.Session, ctx context.Context, release func() error, before store.WriterStats, m *wabsync.Message, accepted chan error) {
+// message there.
+func acceptHeld(t *testing.T) *heldAccept {
 	t.Helper()
-	db = testutil.MustOpenDB(t)
-	s = newSession(t, db, wabsync.StatusConnected)
-	ctx = store.ForSessionForTest(context.Background(), s.ID)
-	release = holdLane(t, db, ctx)
-	before = db.WriterStats()
-	m = &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: s.ID, Direction: wabsync.DirectionOut, Chat: "15550000002@s.whatsapp.net",
+	h := &heldAccept{db: testutil.MustOpenDB(t), accepted: make(chan error, 1)}
+	h.s = newSession(t, h.db, wabsync.StatusConnected)
+	h.ctx = store.ForSessionForTest(context.Background(), h.s.ID)
+	h.release = holdLane(t, h.db, h.ctx)
+	h.before = h.db.WriterStats()
+	h.m = &wabsync.Message{ID: wabsync.NewID("msg"), SessionID: h.s.ID, Direction: wabsync.DirectionOut, Chat: "15550000002@s.whatsapp.net",
 		WAID: wabsync.NewWAID(), To: "+15550000002", Kind: wabsync.KindText, Text: "hi"}
-	accepted = make(chan error, 1)
-	go func() { accepted <- db.AcceptMessage(context.Background(), m, nil) }()
-	waitQueued(t, db, ctx, 1)
-	return db, s, ctx, release, before, m, accepted
+	go func() { h.accepted <- h.db.AcceptMessage(context.Background(), h.m, nil) }()
+	waitQueued(t, h.db, h.ctx, 1)
+	return h
 }
 
 // Two messages accepted in one batch with the same WhatsApp id are both
@@ -118,7 +129,8 @@ func TestBatchKeepsMessagesWithTakenWAID(t *testing.T) {
 // PostgreSQL they are inserted together before the commit, and first before
 // a statement that touches messages.
 func TestBatchedMessageSeenLaterInItsBatch(t *testing.T) {
-	db, s, ctx, release, before, m, accepted := acceptHeld(t)
+	h := acceptHeld(t)
+	db, s, ctx, m := h.db, h.s, h.ctx, h.m
 	seen := make(chan error, 1)
 	go func() {
 		seen <- db.Update(ctx, func(tx *store.Tx) error {
@@ -133,10 +145,10 @@ func TestBatchedMessageSeenLaterInItsBatch(t *testing.T) {
 		})
 	}()
 	waitQueued(t, db, ctx, 2)
-	if err := release(); err != nil {
+	if err := h.release(); err != nil {
 		t.Fatal(err)
 	}
-	for _, ch := range []chan error{accepted, seen} {
+	for _, ch := range []chan error{h.accepted, seen} {
 		if err := <-ch; err != nil {
 			t.Fatal(err)
 		}
@@ -146,8 +158,8 @@ func TestBatchedMessageSeenLaterInItsBatch(t *testing.T) {
 	}
 	// The gate's commit, then one for both (a failed batch would have been
 	// run again one change at a time, and passed that way).
-	if st := db.WriterStats(); st.Batches-before.Batches != 2 || st.Changes-before.Changes != 3 {
-		t.Fatalf("%d changes in %d commits, want 3 in 2", st.Changes-before.Changes, st.Batches-before.Batches)
+	if st := db.WriterStats(); st.Batches-h.before.Batches != 2 || st.Changes-h.before.Changes != 3 {
+		t.Fatalf("%d changes in %d commits, want 3 in 2", st.Changes-h.before.Changes, st.Batches-h.before.Batches)
 	}
 }
 
@@ -160,14 +172,15 @@ func TestBatchedMessageSeenLaterInItsBatch(t *testing.T) {
 // session: both callers are told of success, and nothing of the session is
 // left.
 func TestBatchEndFailingRunsChangesAlone(t *testing.T) {
-	db, s, ctx, release, before, m, accepted := acceptHeld(t)
+	h := acceptHeld(t)
+	db, s, ctx, m := h.db, h.s, h.ctx, h.m
 	deleted := make(chan error, 1)
 	go func() { deleted <- db.DeleteSession(ctx, s.ID) }()
 	waitQueued(t, db, ctx, 2)
-	if err := release(); err != nil {
+	if err := h.release(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-accepted; err != nil {
+	if err := <-h.accepted; err != nil {
 		t.Fatalf("accept: %v", err)
 	}
 	if err := <-deleted; err != nil {
@@ -180,7 +193,7 @@ func TestBatchEndFailingRunsChangesAlone(t *testing.T) {
 		t.Fatal("the session is still there")
 	}
 	st := db.WriterStats()
-	commits, changes := st.Batches-before.Batches, st.Changes-before.Changes
+	commits, changes := st.Batches-h.before.Batches, st.Changes-h.before.Changes
 	want := uint64(2) // the gate's commit, then one for both
 	if db.Dialect() == store.Postgres {
 		want = 3 // the gate's, then (the batch failed) each change alone
