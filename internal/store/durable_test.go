@@ -8,20 +8,31 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// gatedSync stands in for fsync: each call reports that it began and waits
-// for the test's answer.
+// gatedSync stands in for fsync (Options.SyncLog): once armed, each call
+// reports that it began and waits for the test's answer; before, it syncs.
 type gatedSync struct {
+	armed   atomic.Bool
 	began   chan struct{}
 	release chan error
 }
 
+func (g *gatedSync) sync(f *os.File) error {
+	if !g.armed.Load() {
+		return fdatasync(f)
+	}
+	g.began <- struct{}{}
+	return <-g.release
+}
+
 func openGated(t *testing.T) (*DB, *gatedSync) {
 	t.Helper()
-	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "gated.db"), Options{})
+	g := &gatedSync{began: make(chan struct{}, 16), release: make(chan error)}
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "gated.db"), Options{SyncLog: g.sync})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,12 +40,7 @@ func openGated(t *testing.T) (*DB, *gatedSync) {
 	if _, err := db.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	g := &gatedSync{began: make(chan struct{}, 16), release: make(chan error)}
-	// Set before any commit that could start a sync (Migrate's has ended).
-	db.syncs.sync = func(*os.File) error {
-		g.began <- struct{}{}
-		return <-g.release
-	}
+	g.armed.Store(true)
 	t.Cleanup(func() { close(g.release) }) // later syncs pass
 	return db, g
 }
