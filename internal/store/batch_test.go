@@ -163,43 +163,74 @@ func TestBatchedMessageSeenLaterInItsBatch(t *testing.T) {
 	}
 }
 
-// A batch whose closing statement fails for another reason than a taken
+// A batch whose deferred insert fails for another reason than a taken
 // WhatsApp id is run again one change at a time, and each change gets its
 // own outcome. Here a session is deleted in the batch that accepted a
 // message for it: on PostgreSQL the message's deferred insert then meets
-// the deleted session at the end of the batch (a foreign key violation).
+// the deleted session (a foreign key violation), either at the end of the
+// batch or when a later change's statement on messages flushes it first.
 // Run alone, in order, the message is stored and then deleted with its
-// session: both callers are told of success, and nothing of the session is
+// session: every caller is told of success, and nothing of the session is
 // left.
 func TestBatchEndFailingRunsChangesAlone(t *testing.T) {
-	h := acceptHeld(t)
-	db, s, ctx, m := h.db, h.s, h.ctx, h.m
-	deleted := make(chan error, 1)
-	go func() { deleted <- db.DeleteSession(ctx, s.ID) }()
-	waitQueued(t, db, ctx, 2)
-	if err := h.release(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-h.accepted; err != nil {
-		t.Fatalf("accept: %v", err)
-	}
-	if err := <-deleted; err != nil {
-		t.Fatalf("delete: %v", err)
-	}
-	if _, err := db.GetMessage(context.Background(), s.ID, m.ID); err == nil {
-		t.Fatal("the deleted session's message is still there")
-	}
-	if _, err := db.GetSession(context.Background(), s.ID); err == nil {
-		t.Fatal("the session is still there")
-	}
-	st := db.WriterStats()
-	commits, changes := st.Batches-h.before.Batches, st.Changes-h.before.Changes
-	want := uint64(2) // the gate's commit, then one for both
-	if db.Dialect() == store.Postgres {
-		want = 3 // the gate's, then (the batch failed) each change alone
-	}
-	if commits != want || changes != 3 {
-		t.Fatalf("%d changes in %d commits, want 3 in %d", changes, commits, want)
+	for _, tc := range []struct {
+		name   string
+		reader bool // a third change reads messages (a flush) after the delete
+	}{{"AtTheEnd", false}, {"AtAFlush", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := acceptHeld(t)
+			db, s, ctx, m := h.db, h.s, h.ctx, h.m
+			deleted := make(chan error, 1)
+			go func() { deleted <- db.DeleteSession(ctx, s.ID) }()
+			waitQueued(t, db, ctx, 2)
+			changes := uint64(3) // the gate's, the accept, the delete
+			read := make(chan error, 1)
+			if tc.reader {
+				go func() {
+					read <- db.Update(ctx, func(tx *store.Tx) error {
+						var n int
+						if err := tx.QueryRow(`SELECT COUNT(*) FROM messages WHERE session_id = ?`, s.ID).Scan(&n); err != nil {
+							return err
+						}
+						if n != 0 {
+							return fmt.Errorf("the deleted session still has %d messages", n)
+						}
+						return nil
+					})
+				}()
+				waitQueued(t, db, ctx, 3)
+				changes++
+			} else {
+				read <- nil
+			}
+			if err := h.release(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-h.accepted; err != nil {
+				t.Fatalf("accept: %v", err)
+			}
+			if err := <-deleted; err != nil {
+				t.Fatalf("delete: %v", err)
+			}
+			if err := <-read; err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if _, err := db.GetMessage(context.Background(), s.ID, m.ID); err == nil {
+				t.Fatal("the deleted session's message is still there")
+			}
+			if _, err := db.GetSession(context.Background(), s.ID); err == nil {
+				t.Fatal("the session is still there")
+			}
+			st := db.WriterStats()
+			commits, done := st.Batches-h.before.Batches, st.Changes-h.before.Changes
+			want := uint64(2) // the gate's commit, then one for the rest
+			if db.Dialect() == store.Postgres {
+				want = changes // the gate's, then (the batch failed) each change alone
+			}
+			if commits != want || done != changes {
+				t.Fatalf("%d changes in %d commits, want %d in %d", done, commits, changes, want)
+			}
+		})
 	}
 }
 
