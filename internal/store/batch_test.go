@@ -223,12 +223,17 @@ func TestBatchEndFailingRunsChangesAlone(t *testing.T) {
 			}
 			st := db.WriterStats()
 			commits, done := st.Batches-h.before.Batches, st.Changes-h.before.Changes
-			want := uint64(2) // the gate's commit, then one for the rest
-			if db.Dialect() == store.Postgres {
-				want = changes // the gate's, then (the batch failed) each change alone
+			want, most := uint64(2), uint64(2) // the gate's commit, then one for the rest
+			if tc.reader {
+				// On SQLite the third change may find the batch's 3 ms spent
+				// (under -race) and commit on its own: no batch failed.
+				most = 3
 			}
-			if commits != want || done != changes {
-				t.Fatalf("%d changes in %d commits, want %d in %d", done, commits, changes, want)
+			if db.Dialect() == store.Postgres {
+				want, most = changes, changes // the gate's, then (the batch failed) each change alone
+			}
+			if commits < want || commits > most || done != changes {
+				t.Fatalf("%d changes in %d commits, want %d in %d to %d", done, commits, changes, want, most)
 			}
 		})
 	}
