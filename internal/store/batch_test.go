@@ -286,6 +286,28 @@ func TestSessionCacheAcrossNodes(t *testing.T) {
 			return err == nil && got.Name == want
 		}, "the rename reached the other node's cache")
 	}
+
+	// A change whose notification a missed (here: made without one) is
+	// seen once a's LISTEN connection is back after it was lost.
+	if _, err := a.CachedSession(context.Background(), s.ID); err != nil { // cached now
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := b.SQL().ExecContext(ctx, `UPDATE sessions SET name = 'unannounced' WHERE id = $1`, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.CachedSession(ctx, s.ID); err != nil || got.Name != "renamed-2" {
+		t.Fatalf("before the reconnect: %v, %v; want the cached name", got, err)
+	}
+	var ended int
+	if err := b.SQL().QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query ILIKE 'listen %' AND pid <> pg_backend_pid()`).Scan(&ended); err != nil || ended != 1 {
+		t.Fatalf("ending a's LISTEN connection: %d ended, %v", ended, err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		got, err := a.CachedSession(ctx, s.ID)
+		return err == nil && got.Name == "unannounced"
+	}, "the cache was emptied when LISTEN came back")
 }
 
 // A request's wait for its batch is counted once, also when its batch
