@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wabsync/wabsync"
 	"github.com/wabsync/wabsync/internal/store"
@@ -94,4 +95,28 @@ func TestCachedSession(t *testing.T) {
 			t.Fatalf("deleted session still served: %v", err)
 		}
 	})
+}
+
+// A cached session is served for the cache's lifetime at most (on
+// PostgreSQL, in case a notification of another node's change is missed):
+// past it, a change made behind the store's back is seen.
+func TestCachedSessionLifetime(t *testing.T) {
+	db := testutil.MustOpenDB(t)
+	ctx := context.Background()
+	store.SetSessionTTLForTest(db, 100*time.Millisecond)
+	s := newSession(t, db, wabsync.StatusConnected)
+	if _, err := db.CachedSession(ctx, s.ID); err != nil { // cached now
+		t.Fatal(err)
+	}
+	// Not through a change of the store: nothing empties the cache.
+	if _, err := db.SQL().ExecContext(ctx, `UPDATE sessions SET name = 'behind' WHERE id = '`+s.ID+`'`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.CachedSession(ctx, s.ID); err != nil || got.Name == "behind" {
+		t.Fatalf("at once: %v, %v; want the cached session", got, err)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		got, err := db.CachedSession(ctx, s.ID)
+		return err == nil && got.Name == "behind"
+	}, "the cached session expired")
 }
