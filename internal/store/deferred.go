@@ -122,10 +122,10 @@ func finishPG(ctx context.Context, tx *sql.Tx, d *deferredRows, c *seqCache, nts
 		return errDeferredConflict
 	}
 	*d = deferredRows{}
-	for _, id := range ids {
-		c.m[id].dirty = false
-	}
-	if c != nil {
+	if c != nil { // ids came from c: written back
+		for _, id := range ids {
+			c.m[id].dirty = false
+		}
 		c.dirty = c.dirty[:0]
 	}
 	return nil
