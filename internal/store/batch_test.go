@@ -157,9 +157,15 @@ func TestBatchedMessageSeenLaterInItsBatch(t *testing.T) {
 		t.Fatalf("the message was not stored: %v", err)
 	}
 	// The gate's commit, then one for both (a failed batch would have been
-	// run again one change at a time, and passed that way).
-	if st := db.WriterStats(); st.Batches-h.before.Batches != 2 || st.Changes-h.before.Changes != 3 {
-		t.Fatalf("%d changes in %d commits, want 3 in 2", st.Changes-h.before.Changes, st.Batches-h.before.Batches)
+	// run again one change at a time, and passed that way). On SQLite, where
+	// no batch defers its inserts, the reader may also outrun the batch's
+	// 3 ms work budget under -race and commit apart.
+	most := uint64(2)
+	if db.Dialect() != store.Postgres {
+		most = 3
+	}
+	if st := db.WriterStats(); st.Batches-h.before.Batches < 2 || st.Batches-h.before.Batches > most || st.Changes-h.before.Changes != 3 {
+		t.Fatalf("%d changes in %d commits, want 3 in 2 to %d", st.Changes-h.before.Changes, st.Batches-h.before.Batches, most)
 	}
 }
 
