@@ -145,7 +145,7 @@ func (tx *Tx) fencedIDs(leases []Lease, forDelete bool) ([]any, error) {
 	in, args := inList(all)
 	lock := ""
 	if tx.db.dialect == Postgres {
-		lock = " FOR SHARE"
+		lock = " FOR KEY SHARE" // as checkFence
 		if forDelete {
 			lock = " FOR UPDATE"
 		}
