@@ -25,7 +25,11 @@ func (m *Manager) handleData(ctx context.Context, r *runner, ev wabsync.EngineEv
 	if b, ok := ev.(wabsync.EngineBatch); ok {
 		evs = b.Events
 	}
+	waIDs := lookedUp(evs)
 	return m.db.Update(store.Background(ctx), func(tx *store.Tx) error {
+		if err := tx.PrefetchMessages(r.id, nil, waIDs); err != nil {
+			return err
+		}
 		for _, ev := range evs {
 			if err := m.applyData(tx, r.id, phone, cfg, ev); err != nil {
 				return err
@@ -33,6 +37,34 @@ func (m *Manager) handleData(ctx context.Context, r *runner, ev wabsync.EngineEv
 		}
 		return nil
 	})
+}
+
+// lookedUp returns the WhatsApp ids of the messages that applying evs
+// looks up, for PrefetchMessages.
+func lookedUp(evs []wabsync.EngineEvent) []string {
+	var ids []string
+	for _, ev := range evs {
+		switch ev := ev.(type) {
+		case wabsync.EngineMessage:
+			in := &ev.Msg
+			ids = append(ids, in.WAID)
+			for _, w := range []string{in.EditOf, in.RevokeOf, in.ReplyTo} {
+				if w != "" {
+					ids = append(ids, w)
+				}
+			}
+			if in.Reaction != nil && in.Reaction.TargetWAID != "" {
+				ids = append(ids, in.Reaction.TargetWAID)
+			}
+		case wabsync.EngineReceipt:
+			if !ev.FromMe {
+				ids = append(ids, ev.WAIDs...)
+			}
+		case wabsync.EngineUndecryptable:
+			ids = append(ids, ev.WAID)
+		}
+	}
+	return ids
 }
 
 func (m *Manager) applyData(tx *store.Tx, id, phone string, cfg wabsync.SessionConfig, ev wabsync.EngineEvent) error {

@@ -184,8 +184,15 @@ func (m *Manager) sendBatches(ctx context.Context, r *runner, bs wabsync.BatchSe
 			sendErr[i], sendRes[i] = errs[j], res[j]
 		}
 		handled := n
+		ids := make([]string, len(chunk))
+		for i, msg := range chunk {
+			ids[i] = msg.ID
+		}
 		err := m.db.Update(ctx, func(tx *store.Tx) error {
 			handled = n
+			if err := tx.PrefetchMessages(r.id, ids, nil); err != nil {
+				return err
+			}
 			for i, msg := range chunk {
 				if prepErr[i] != nil {
 					if err := tx.MarkFailed(r.id, msg.ID, prepErr[i].Code, prepErr[i].Message, began); err != nil {

@@ -7,6 +7,10 @@ import (
 )
 
 func (tx *Tx) upsertContact(sessionID string, c *wabsync.ContactInfo) error {
+	if tx.deferred != nil {
+		tx.deferred.addContact(sessionID, c, micros(tx.db.Now()))
+		return nil
+	}
 	_, err := tx.Exec(`INSERT INTO contacts (session_id, jid, phone, lid, push_name, updated_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (session_id, jid) DO UPDATE SET
 			phone = CASE WHEN excluded.phone <> '' THEN excluded.phone ELSE contacts.phone END,

@@ -56,7 +56,9 @@ func (tx *Tx) insertEvent(sessionID *string, typ string, raw json.RawMessage) (*
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(`INSERT INTO events (id, session_id, seq, type, body, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	if tx.deferred != nil && sessionID != nil {
+		tx.deferred.addEvent(ev, body)
+	} else if _, err := tx.Exec(`INSERT INTO events (id, session_id, seq, type, body, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		ev.ID, sessionID, seq, typ, string(body), micros(now)); err != nil {
 		return nil, err
 	}
@@ -137,6 +139,10 @@ func (tx *Tx) addDeliveries(ev *wabsync.Event) error {
 	}
 	now := micros(ev.CreatedAt)
 	for _, wh := range targets {
+		if tx.deferred != nil && ev.SessionID != nil {
+			tx.deferred.addDelivery(wabsync.NewID("dlv"), wh, ev)
+			continue
+		}
 		if _, err := tx.Exec(`INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, next_attempt_at, created_at, updated_at)
 			VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)`, wabsync.NewID("dlv"), wh, ev.ID, ev.Type, now, now, now); err != nil {
 			return err

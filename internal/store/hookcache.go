@@ -6,7 +6,14 @@ import "database/sql"
 // the writer, so that storing an event does not read the webhooks table to
 // learn that there is nothing to deliver (or the same few rows) every time.
 //
-// SQLite only, and used only inside the writer's transactions, where every
+// On PostgreSQL, where other nodes change webhooks too, a batch keeps one
+// for its own time (Tx.hooks): its events then see the webhooks as they
+// were when its first event was stored, a few milliseconds at most, as if
+// they had been stored that much earlier. Without it every event read the
+// table: the largest share of a lane's round trips with the whole pipeline
+// at 1,000 msg/s (36,000 reads in 12 s).
+//
+// Otherwise SQLite only, and used only inside the writer's transactions, where every
 // change to webhooks runs too: a statement that may change the table (or
 // delete a session, whose webhooks go with it) drops the cache at once, the
 // next event reloads it inside its transaction (so it sees that
@@ -32,7 +39,10 @@ func writesWebhooks(q string) bool {
 // webhookTargets returns the enabled webhooks that want events of type typ
 // of the session (nil: a global event).
 func (tx *Tx) webhookTargets(sessionID *string, typ string) ([]string, error) {
-	c := tx.db.hooks
+	c := tx.hooks
+	if c == nil {
+		c = tx.db.hooks
+	}
 	if c == nil {
 		return tx.queryWebhookTargets(sessionID, typ)
 	}

@@ -95,6 +95,10 @@ func (tx *Tx) saveMessage(m *wabsync.Message) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if tx.deferred != nil {
+		tx.deferred.change(m, body)
+		return body, nil
+	}
 	_, err = tx.Exec(`UPDATE messages SET status = ?, unread = ?, body = ?, updated_at = ? WHERE id = ?`,
 		string(m.Status), unreadOf(m), body, micros(m.UpdatedAt), m.ID)
 	return body, err
@@ -234,7 +238,11 @@ func (db *DB) FindByWAID(ctx context.Context, sessionID, waID string) (*wabsync.
 	if err != nil {
 		return nil, err
 	}
-	return firstByID(rows)
+	first, body, err := firstByID(rows)
+	if err != nil || first == "" {
+		return nil, err
+	}
+	return decodeStored(body)
 }
 
 // findByWAID returns the session's message with WhatsApp id waID (of the
@@ -246,30 +254,35 @@ func (tx *Tx) findByWAID(sessionID, waID string, direction string) (*wabsync.Mes
 		q += ` AND direction = ?`
 		args = append(args, direction)
 	}
-	rows, err := tx.Query(q+tx.db.forUpdate(), args...)
-	if err != nil {
-		return nil, err
-	}
-	return firstByID(rows)
-}
-
-// firstByID decodes the row with the smallest id of (id, body) rows, or
-// returns nil. (Sorting in SQL would make SQLite's planner walk the
-// session's messages in id order instead of using the WhatsApp id index.)
-func firstByID(rows *sql.Rows) (*wabsync.Message, error) {
-	defer rows.Close()
 	var first, body string
-	for rows.Next() {
-		var id, b string
-		if err := rows.Scan(&id, &b); err != nil {
+	if ids, ok := tx.deferred.readAhead(sessionID, waID); ok {
+		for _, id := range ids {
+			if r := tx.deferred.fetched[id]; (direction == "" || r.direction == direction) && (first == "" || id < first) {
+				first = id
+			}
+		}
+		if first != "" {
+			body, _ = tx.deferred.stored(sessionID, first)
+		}
+	} else {
+		rows, err := tx.queryOwn(q+tx.db.forUpdate(), args...)
+		if err != nil {
 			return nil, err
 		}
-		if first == "" || id < first {
-			first, body = id, b
+		if first, body, err = firstByID(rows); err != nil {
+			return nil, err
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+	if d := tx.deferred; d != nil {
+		// What the batch changed or has yet to insert.
+		if b, ok := d.latest(sessionID, first); ok {
+			body = b
+		}
+		for i, id := range d.ids {
+			if d.sessions[i] == sessionID && d.waIDs[i] == waID && (direction == "" || d.directions[i] == direction) && (first == "" || id < first) {
+				first, body = id, d.bodies[i]
+			}
+		}
 	}
 	if first == "" {
 		return nil, nil
@@ -277,13 +290,44 @@ func firstByID(rows *sql.Rows) (*wabsync.Message, error) {
 	return decodeStored(body)
 }
 
+// firstByID returns the row with the smallest id of (id, body) rows, or
+// "". (Sorting in SQL would make SQLite's planner walk the session's
+// messages in id order instead of using the WhatsApp id index.)
+func firstByID(rows *sql.Rows) (first, body string, err error) {
+	defer rows.Close()
+	for rows.Next() {
+		var id, b string
+		if err := rows.Scan(&id, &b); err != nil {
+			return "", "", err
+		}
+		if first == "" || id < first {
+			first, body = id, b
+		}
+	}
+	return first, body, rows.Err()
+}
+
 func (tx *Tx) getMessage(sessionID, id string) (*wabsync.Message, error) {
+	if d := tx.deferred; d != nil {
+		// Made, changed or read ahead by the batch (and then locked by it
+		// already).
+		if body, ok := d.stored(sessionID, id); ok {
+			return decodeStored(body)
+		}
+	}
+	rows, err := tx.queryOwn(`SELECT body FROM messages WHERE id = ? AND session_id = ?`+tx.db.forUpdate(), id, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	var body string
-	err := tx.QueryRow(`SELECT body FROM messages WHERE id = ? AND session_id = ?`+tx.db.forUpdate(), id, sessionID).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 		return nil, wabsync.NotFound("Message")
 	}
-	if err != nil {
+	if err := rows.Scan(&body); err != nil {
 		return nil, err
 	}
 	return decodeStored(body)
@@ -541,7 +585,15 @@ func (tx *Tx) StoreInbound(m *wabsync.Message, contact *wabsync.ContactInfo) (bo
 	if m.Status == wabsync.MsgRead {
 		m.StatusHistory = append(m.StatusHistory, wabsync.StatusChange{Status: wabsync.MsgRead, At: now})
 	}
-	ok, body, err := tx.insertMessage(m)
+	// In a PostgreSQL batch the insert waits for the batch's end; the
+	// lookup above sees the batch's own (findByWAID). Should this chat have
+	// the message already while the lookup found another chat's, older, the
+	// batch's insert fails, and the change then runs on its own, here,
+	// where the message is not stored again.
+	ok, body, err := tx.deferMessage(m)
+	if err == nil && !ok {
+		ok, body, err = tx.insertMessage(m)
+	}
 	if err != nil || !ok {
 		return false, err
 	}

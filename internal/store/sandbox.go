@@ -139,11 +139,30 @@ func (db *DB) ReplaceMail(ctx context.Context, done []string, to []string, bodie
 		}
 		now := micros(db.Now())
 		notified := map[string]bool{}
-		for i, phone := range to {
-			if _, err := tx.Exec(`INSERT INTO sandbox_mailbox (id, to_phone, body, created_at) VALUES (?, ?, ?, ?)`,
-				wabsync.NewID("mail"), phone, string(bodies[i]), now); err != nil {
+		ids := make([]string, len(to))
+		for i := range to {
+			ids[i] = wabsync.NewID("mail") // in order: the mail is read in id order
+		}
+		if db.dialect == Postgres {
+			// One statement, where one a packet was a round trip each.
+			texts := make([]string, len(bodies))
+			for i, b := range bodies {
+				texts[i] = string(b)
+			}
+			if _, err := tx.Exec(`INSERT INTO sandbox_mailbox (id, to_phone, body, created_at)
+				SELECT v.id, v.phone, v.body, ? FROM unnest(?::text[], ?::text[], ?::text[]) AS v(id, phone, body)`,
+				now, ids, to, texts); err != nil {
 				return err
 			}
+		} else {
+			for i, phone := range to {
+				if _, err := tx.Exec(`INSERT INTO sandbox_mailbox (id, to_phone, body, created_at) VALUES (?, ?, ?, ?)`,
+					ids[i], phone, string(bodies[i]), now); err != nil {
+					return err
+				}
+			}
+		}
+		for _, phone := range to {
 			if !notified[phone] {
 				notified[phone] = true
 				if err := tx.Notify(ChanMail, phone); err != nil {

@@ -238,3 +238,29 @@ func TestDeleteSessionWhenMailCannotBeDropped(t *testing.T) {
 		t.Fatal("the session is still there")
 	}
 }
+
+// A PostgreSQL batch writes what it deferred before a statement on the
+// tables it defers to (refersTo), not before one that only names a column
+// or another table with such a word in it.
+func TestRefersTo(t *testing.T) {
+	for _, c := range []struct {
+		q     string
+		table string
+		want  bool
+	}{
+		{`SELECT body FROM messages WHERE id = ?`, "messages", true},
+		{`select count(*) from events where session_id = ?`, "events", true},
+		{`UPDATE messages SET status = ?`, "messages", true},
+		{`INSERT INTO deliveries (id) VALUES (?)`, "deliveries", true},
+		{`DELETE FROM contacts WHERE session_id = ?`, "contacts", true},
+		{"SELECT m.id FROM sessions s\n\tJOIN messages m ON m.session_id = s.id", "messages", true},
+		{`SELECT id, events FROM webhooks WHERE enabled = 1`, "events", false},
+		{`INSERT INTO sandbox_mailbox (id) VALUES (?)`, "messages", false},
+		{`SELECT * FROM messages_archive`, "messages", false},
+		{`UPDATE sessions SET msg_seq = ?`, "messages", false},
+	} {
+		if got := refersTo(c.q, c.table); got != c.want {
+			t.Errorf("refersTo(%q, %q) = %v, want %v", c.q, c.table, got, c.want)
+		}
+	}
+}

@@ -31,6 +31,8 @@ type Tx struct {
 	// sessionsChanged is set when a statement changed the sessions table:
 	// the session cache is emptied when the transaction commits.
 	sessionsChanged bool
+	// hooks is the batch's webhook cache (PostgreSQL; see hookCache).
+	hooks *hookCache
 	// deliveriesDue is set once the change queued deliveries (dueDeliveries).
 	deliveriesDue bool
 	// stmts are the writer's prepared statements (SQLite; nil otherwise).
@@ -92,8 +94,12 @@ func (t *Tx) prepared(q string) *sql.Stmt {
 			t.err = err
 		}
 	}
-	if h := t.db.hooks; h != nil && kind&writesWebhookRows != 0 {
-		h.valid = false
+	if kind&writesWebhookRows != 0 {
+		for _, h := range []*hookCache{t.db.hooks, t.hooks} {
+			if h != nil {
+				h.valid = false
+			}
+		}
 	}
 	if c := t.seqs; c != nil && len(c.m) > 0 && kind&usesSeqColumns != 0 {
 		// Other code uses the counters: give it the current ones.
@@ -574,15 +580,19 @@ const bgRide = 250 * time.Microsecond
 // commit runs a batch, or as much of it as fits in maxBatchWork, and tells
 // each change's caller the outcome. It returns how many changes it handled.
 func (w *writer) commit(in *intake, l lane) int {
-	if len(in.batch) > 1 || w.db.syncs != nil {
+	// On PostgreSQL a change alone is a batch too: its writes are deferred
+	// to one statement (deferredRows), which saves round trips.
+	if len(in.batch) > 1 || w.db.syncs != nil || w.db.dialect == Postgres {
 		n, seq, err := w.runTx(in, l, true)
 		if err == nil {
 			w.tell(seq, in.batch[:n])
 			return n
 		}
-		if len(in.batch) == 1 {
+		var de deferralError
+		if len(in.batch) == 1 && !errors.As(err, &de) {
 			// It failed on its own: that is its outcome (a retryable
-			// failure is tried again below).
+			// failure is tried again below, and so is one of writing
+			// what it deferred, without deferring).
 			if !isRetryable(err) {
 				in.batch[0].done <- err
 				return 1
@@ -655,14 +665,15 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 			w.db.rolledBack()
 		}
 	}()
-	bseqs, nts, defs, limit := w.db.seqs, (*notes)(nil), (*deferredRows)(nil), maxBatchWork
+	bseqs, nts, defs, hooks, limit := w.db.seqs, (*notes)(nil), (*deferredRows)(nil), (*hookCache)(nil), maxBatchWork
 	if w.db.dialect == Postgres {
 		// Counters are read once per session and batch with the row locked
 		// (FOR UPDATE: other nodes' writers wait for this commit), and
-		// written back once; each notification goes once; new messages
-		// are inserted together (not when a change runs on its own, which
-		// must see its own insert's outcome).
-		bseqs, nts, limit = &seqCache{m: map[string]*seqs{}, lock: true}, &notes{}, maxBatchWorkPG
+		// written back once; each notification goes once; and the writes
+		// that need no answer are made together at the end (deferredRows;
+		// not when a change runs again on its own after its batch failed,
+		// where it must see its own insert's outcome).
+		bseqs, nts, hooks, limit = &seqCache{m: map[string]*seqs{}, lock: true}, &notes{}, &hookCache{}, maxBatchWorkPG
 		if more {
 			defs = &deferredRows{}
 		}
@@ -699,16 +710,19 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 			j.skipped = e
 			continue
 		}
-		t := &Tx{db: w.db, tx: tx, ctx: ctx, stmts: w.stmts, seqs: bseqs, notes: nts, deferred: defs}
+		t := &Tx{db: w.db, tx: tx, ctx: ctx, stmts: w.stmts, seqs: bseqs, notes: nts, deferred: defs, hooks: hooks}
 		txs = append(txs, t)
 		if err := t.checkFence(j.ctx); err != nil {
 			return 0, 0, err
 		}
 		if err := j.fn(t); err != nil {
+			if t.err != nil {
+				return 0, 0, deferralError{t.err}
+			}
 			return 0, 0, err
 		}
 		if t.err != nil {
-			return 0, 0, t.err
+			return 0, 0, deferralError{t.err}
 		}
 		j.after = t.after
 		if !j.bg {
@@ -718,7 +732,7 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 	n = i
 	if w.db.dialect == Postgres {
 		if err := finishPG(ctx, tx, defs, bseqs, nts); err != nil {
-			return 0, 0, err
+			return 0, 0, deferralError{err}
 		}
 	} else if bseqs != nil {
 		if err := bseqs.writeBack(ctx, w.db, tx, w.stmts); err != nil {
@@ -739,6 +753,15 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 	w.changes.Add(uint64(len(txs)))
 	return n, seq, nil
 }
+
+// deferralError is a batch's failure to write what its changes deferred,
+// or to do its own bookkeeping between them (Tx.err): no change's own
+// failure, so a batch of one change runs it again, alone and deferring
+// nothing, for its outcome.
+type deferralError struct{ err error }
+
+func (e deferralError) Error() string { return e.err.Error() }
+func (e deferralError) Unwrap() error { return e.err }
 
 // WriterStats are the group-commit writer's counters.
 type WriterStats struct {
