@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,14 +263,28 @@ func TestSessionCacheAcrossNodes(t *testing.T) {
 	if _, err := a.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	lctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
+	s := newSession(t, b, wabsync.StatusConnected)
+	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var heard atomic.Int64
 	go a.Listen(lctx, []string{store.ChanSessions}, func(ch, _ string) {
 		if ch == store.ChanSessions {
 			a.SessionsChanged()
+			heard.Add(1)
 		}
 	})
-	s := newSession(t, b, wabsync.StatusConnected)
+	// Each step below waits for its own notification, so that none is
+	// still on its way when the next begins: one arriving late empties the
+	// cache after the step that should have filled it (seen under load in
+	// CI). So a must listen before the first.
+	listening := func() bool {
+		var n int
+		err := b.SQL().QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND query ILIKE 'listen %' AND state = 'idle'`).Scan(&n)
+		return err == nil && n == 1
+	}
+	testutil.Eventually(t, 10*time.Second, listening, "a listens")
 	rename := func(name string) {
 		t.Helper()
 		if err := b.Update(context.Background(), func(tx *store.Tx) error {
@@ -284,10 +299,11 @@ func TestSessionCacheAcrossNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := fmt.Sprint("renamed-", i)
+		before := heard.Load()
 		rename(want)
 		testutil.Eventually(t, 10*time.Second, func() bool {
 			got, err := a.CachedSession(context.Background(), s.ID)
-			return err == nil && got.Name == want
+			return heard.Load() > before && err == nil && got.Name == want
 		}, "the rename reached the other node's cache")
 	}
 
@@ -296,7 +312,6 @@ func TestSessionCacheAcrossNodes(t *testing.T) {
 	if _, err := a.CachedSession(context.Background(), s.ID); err != nil { // cached now
 		t.Fatal(err)
 	}
-	ctx := context.Background()
 	if _, err := b.SQL().ExecContext(ctx, `UPDATE sessions SET name = 'unannounced' WHERE id = $1`, s.ID); err != nil {
 		t.Fatal(err)
 	}

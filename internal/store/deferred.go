@@ -11,17 +11,19 @@ import (
 )
 
 // deferredRows are the writes of a PostgreSQL batch that need no answer
-// from the database — its new messages, the new stored form of messages it
-// changed, its session events and their webhook deliveries — made in one
-// statement just before it commits instead of one round trip each. With the
-// whole pipeline at 1,000 msg/s, one session's lane made six round trips
-// per message (a SELECT, an UPDATE and an event INSERT for "sent", and as
-// many for "delivered"), and fell seconds behind.
+// from the database — the messages it accepts or receives, the new stored
+// form of messages it changed, its session events and their webhook
+// deliveries, the contacts it heard from — made in one statement just
+// before it commits instead of one round trip each. With the whole
+// pipeline at 1,000 msg/s, one session's lane made six round trips per
+// message (a SELECT, an UPDATE and an event INSERT for "sent", and as many
+// for "delivered"), and fell seconds behind.
 //
 // Every change still sees the ones before it: the store's own reads of a
 // message (getMessage, findByWAID) take it from here when the batch holds
-// it, and any other statement that reads or writes messages, events or
-// deliveries first writes what is pending (Tx.prepared).
+// it (or read it ahead: PrefetchMessages), and any other statement that
+// names messages, events, deliveries or contacts as a table first writes
+// what is pending (flushBefore).
 type deferredRows struct {
 	// New messages (insertion order).
 	ids, sessions, directions, chats, waIDs, kinds, statuses, bodies []string
