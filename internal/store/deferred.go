@@ -305,7 +305,16 @@ func refersTo(q, table string) bool {
 		if i > 0 && isIdent(q[i-1]) || from < len(q) && isIdent(q[from]) {
 			continue
 		}
-		w := strings.TrimRight(q[:i], " \t\r\n")
+		// The word before it, past quotes and a schema ("public"."messages").
+		w := strings.TrimRight(q[:i], "\"")
+		if strings.HasSuffix(w, ".") {
+			w = strings.TrimRight(w[:len(w)-1], "\"")
+			for len(w) > 0 && isIdent(w[len(w)-1]) {
+				w = w[:len(w)-1]
+			}
+			w = strings.TrimRight(w, "\"")
+		}
+		w = strings.TrimRight(w, " \t\r\n")
 		j := len(w)
 		for j > 0 && isIdent(w[j-1]) {
 			j--

@@ -258,6 +258,10 @@ func TestRefersTo(t *testing.T) {
 		{`INSERT INTO sandbox_mailbox (id) VALUES (?)`, "messages", false},
 		{`SELECT * FROM messages_archive`, "messages", false},
 		{`UPDATE sessions SET msg_seq = ?`, "messages", false},
+		{`SELECT body FROM public.messages WHERE id = ?`, "messages", true},
+		{`DELETE FROM "public"."events"`, "events", true},
+		{`INSERT INTO "deliveries" (id) VALUES (?)`, "deliveries", true},
+		{`SELECT messages FROM stats`, "messages", false},
 	} {
 		if got := refersTo(c.q, c.table); got != c.want {
 			t.Errorf("refersTo(%q, %q) = %v, want %v", c.q, c.table, got, c.want)
