@@ -155,7 +155,7 @@ func (db *DB) Heartbeat(ctx context.Context, nodeID string, ttl time.Duration, s
 			return err
 		}
 		// Held: the leases renewed now, and those left for the next
-		// heartbeat (locked by a fenced write) that will still run for
+		// heartbeat (locked by a change of owner) that will still run for
 		// longer than until then — the node keeps running those instead of
 		// stopping and restarting them under load; one not renewed by the
 		// next heartbeat either is dropped before it expires.

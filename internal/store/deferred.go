@@ -195,8 +195,8 @@ func (tx *Tx) PrefetchMessages(sessionID string, ids, waIDs []string) error {
 		sql  string
 		keys []string
 	}{
-		{`SELECT id, wa_id, direction, body, session_id FROM messages WHERE id = ANY(?) FOR UPDATE`, ids},
-		{`SELECT id, wa_id, direction, body, session_id FROM messages WHERE session_id = ? AND wa_id = ANY(?) FOR UPDATE`, waIDs},
+		{`SELECT id, wa_id, direction, body, session_id FROM messages WHERE id = ANY(?) ORDER BY id FOR UPDATE`, ids},
+		{`SELECT id, wa_id, direction, body, session_id FROM messages WHERE session_id = ? AND wa_id = ANY(?) ORDER BY id FOR UPDATE`, waIDs},
 	} {
 		if len(q.keys) == 0 {
 			continue

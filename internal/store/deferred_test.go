@@ -256,3 +256,68 @@ func TestChangeAloneRunsAgainWhenItsDeferredWritesFail(t *testing.T) {
 		t.Fatalf("stored: %+v, %v; want a new WhatsApp id, reported", got, err)
 	}
 }
+
+// A change whose write waits for its batch's end (PostgreSQL) holds the
+// row it read until then: a change of the same message made meanwhile
+// elsewhere (another lane or node) waits, and neither is lost. Here node a
+// records a received message's media (SetMediaBlob, in the lane of changes
+// without a session) while node b edits it.
+func TestDeferredChangeHoldsItsRow(t *testing.T) {
+	base := testutil.RequirePostgres(t)
+	u := testutil.NewPostgresDatabase(t, base)
+	ctx := context.Background()
+	open := func() *store.DB {
+		db, err := store.Open(ctx, u, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if _, err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	a, b := open(), open()
+	s := newSession(t, a, wabsync.StatusConnected)
+	m := &wabsync.Message{SessionID: s.ID, Direction: wabsync.DirectionIn, Chat: "15550000009@s.whatsapp.net", WAID: wabsync.NewWAID(),
+		From: "+15550000009", Kind: wabsync.KindImage, Media: &wabsync.Media{MimeType: "image/png", Size: 3, Ref: "ref"}}
+	if _, err := a.StoreInbound(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// a's batch: the media recorded, then a change that keeps the batch
+	// open until told.
+	release := holdLane(t, a, ctx)
+	blob := make(chan error, 1)
+	go func() { blob <- a.SetMediaBlob(ctx, m.ID, "blobkey") }()
+	waitQueued(t, a, ctx, 1)
+	inBatch, finish := make(chan struct{}), make(chan struct{})
+	open2 := make(chan error, 1)
+	go func() {
+		open2 <- a.Update(ctx, func(*store.Tx) error { close(inBatch); <-finish; return nil })
+	}()
+	waitQueued(t, a, ctx, 2)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	<-inBatch
+	edited := make(chan error, 1)
+	go func() {
+		_, err := b.ModifyMessage(ctx, s.ID, m.ID, "", func(m *wabsync.Message) error { m.Caption = "edited"; return nil })
+		edited <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // b's change waits for a's batch (or, wrongly, commits now)
+	close(finish)
+	for _, ch := range []chan error{blob, open2, edited} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := a.GetMessage(ctx, s.ID, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Media == nil || got.Media.BlobKey != "blobkey" || got.Caption != "edited" {
+		t.Fatalf("stored: media %+v, caption %q; want both changes", got.Media, got.Caption)
+	}
+}

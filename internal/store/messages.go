@@ -309,8 +309,8 @@ func firstByID(rows *sql.Rows) (first, body string, err error) {
 
 func (tx *Tx) getMessage(sessionID, id string) (*wabsync.Message, error) {
 	if d := tx.deferred; d != nil {
-		// Made, changed or read ahead by the batch (and then locked by it
-		// already).
+		// Made, changed or read ahead by the batch, which read (and on
+		// PostgreSQL locked) what it changed.
 		if body, ok := d.stored(sessionID, id); ok {
 			return decodeStored(body)
 		}
@@ -688,12 +688,12 @@ func (tx *Tx) MarkInboundRead(sessionID, chat string, upToID string, waIDs []str
 		var rows *sql.Rows
 		var err error
 		if upToID != "" {
-			rows, err = tx.Query(`SELECT body FROM messages WHERE session_id = ? AND chat = ? AND direction = 'in' AND unread = 1 AND id <= ? ORDER BY id LIMIT 1000`, sessionID, chat, upToID)
+			rows, err = tx.Query(`SELECT body FROM messages WHERE session_id = ? AND chat = ? AND direction = 'in' AND unread = 1 AND id <= ? ORDER BY id LIMIT 1000`+tx.db.forUpdate(), sessionID, chat, upToID)
 		} else {
 			if len(waIDs) == 0 {
 				return nil
 			}
-			q := `SELECT body FROM messages WHERE session_id = ? AND direction = 'in' AND unread = 1 AND wa_id IN (?` + strings.Repeat(",?", len(waIDs)-1) + `)`
+			q := `SELECT body FROM messages WHERE session_id = ? AND direction = 'in' AND unread = 1 AND wa_id IN (?` + strings.Repeat(",?", len(waIDs)-1) + `) ORDER BY id` + tx.db.forUpdate()
 			args := []any{sessionID}
 			for _, w := range waIDs {
 				args = append(args, w)
@@ -742,7 +742,9 @@ func (tx *Tx) MarkInboundRead(sessionID, chat string, upToID string, waIDs []str
 func (db *DB) SetMediaBlob(ctx context.Context, id, blobKey string) error {
 	return db.Update(ctx, func(tx *Tx) error {
 		var body, sessionID string
-		if err := tx.QueryRow(`SELECT body, session_id FROM messages WHERE id = ?`, id).Scan(&body, &sessionID); err != nil {
+		// Locked: its change is written when the batch ends (PostgreSQL),
+		// and must not overwrite one made meanwhile in another lane.
+		if err := tx.QueryRow(`SELECT body, session_id FROM messages WHERE id = ?`+tx.db.forUpdate(), id).Scan(&body, &sessionID); err != nil {
 			return err
 		}
 		m, err := decodeStored(body)

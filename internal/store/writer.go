@@ -43,8 +43,8 @@ type Tx struct {
 	// notes collects the batch's notifications (PostgreSQL), sent once
 	// each just before it commits.
 	notes *notes
-	// deferred collects the batch's new messages (PostgreSQL), inserted
-	// in one statement (deferredRows).
+	// deferred collects the batch's writes that need no answer
+	// (PostgreSQL), made in one statement before it commits (deferredRows).
 	deferred *deferredRows
 	// err is a failure of the store's own bookkeeping between statements;
 	// the transaction does not commit with it.
