@@ -263,21 +263,8 @@ func TestChangeAloneRunsAgainWhenItsDeferredWritesFail(t *testing.T) {
 // records a received message's media (SetMediaBlob, in the lane of changes
 // without a session) while node b edits it.
 func TestDeferredChangeHoldsItsRow(t *testing.T) {
-	base := testutil.RequirePostgres(t)
-	u := testutil.NewPostgresDatabase(t, base)
+	a, b := twoNodes(t)
 	ctx := context.Background()
-	open := func() *store.DB {
-		db, err := store.Open(ctx, u, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if _, err := db.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}
-	a, b := open(), open()
 	s := newSession(t, a, wabsync.StatusConnected)
 	m := &wabsync.Message{SessionID: s.ID, Direction: wabsync.DirectionIn, Chat: "15550000009@s.whatsapp.net", WAID: wabsync.NewWAID(),
 		From: "+15550000009", Kind: wabsync.KindImage, Media: &wabsync.Media{MimeType: "image/png", Size: 3, Ref: "ref"}}

@@ -11,30 +11,38 @@ import (
 	"github.com/wabsync/wabsync/internal/testutil"
 )
 
+// twoNodes opens two stores (two nodes) on one new, migrated PostgreSQL
+// database; the test is skipped without PostgreSQL.
+func twoNodes(t *testing.T) (a, b *store.DB) {
+	t.Helper()
+	u := testutil.NewPostgresDatabase(t, testutil.RequirePostgres(t))
+	open := func() *store.DB {
+		db, err := store.Open(context.Background(), u, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if _, err := db.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	return open(), open()
+}
+
 // On PostgreSQL a write fenced on a session's lease holds the lease row
 // while it commits. That must hold off a new owner, and must not hold off
 // the owner's own heartbeat: a session whose writes never stop (a steady
 // stream of messages) lost its lease when every heartbeat found the row
 // locked and skipped it.
 func TestLeaseUnderFencedWrites(t *testing.T) {
-	base := testutil.RequirePostgres(t)
-	u := testutil.NewPostgresDatabase(t, base)
+	a, b := twoNodes(t)
 	ctx := context.Background()
-	open := func(node string) *store.DB {
-		db, err := store.Open(ctx, u, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if _, err := db.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
+	for node, db := range map[string]*store.DB{"n1": a, "n2": b} {
 		if err := db.RegisterNode(ctx, node, "127.0.0.1:1", 10); err != nil {
 			t.Fatal(err)
 		}
-		return db
 	}
-	a, b := open("n1"), open("n2")
 	s := newSession(t, a, wabsync.StatusConnected)
 	const ttl = time.Second
 	l, ok, _, err := a.AcquireLease(ctx, s.ID, "n1", ttl, false)
