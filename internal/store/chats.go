@@ -11,15 +11,19 @@ func (tx *Tx) upsertContact(sessionID string, c *wabsync.ContactInfo) error {
 		tx.deferred.addContact(sessionID, c, micros(tx.db.Now()))
 		return nil
 	}
-	_, err := tx.Exec(`INSERT INTO contacts (session_id, jid, phone, lid, push_name, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (session_id, jid) DO UPDATE SET
-			phone = CASE WHEN excluded.phone <> '' THEN excluded.phone ELSE contacts.phone END,
-			lid = CASE WHEN excluded.lid <> '' THEN excluded.lid ELSE contacts.lid END,
-			push_name = CASE WHEN excluded.push_name <> '' THEN excluded.push_name ELSE contacts.push_name END,
-			updated_at = excluded.updated_at`,
+	_, err := tx.Exec(`INSERT INTO contacts (session_id, jid, phone, lid, push_name, updated_at) VALUES (?, ?, ?, ?, ?, ?) `+contactMerge,
 		sessionID, c.JID, c.Phone, c.LID, c.PushName, micros(tx.db.Now()))
 	return err
 }
+
+// contactMerge ends an INSERT into contacts: a contact heard from again
+// keeps what it is known by where the new row leaves a field empty
+// (upsertContact, and a PostgreSQL batch's closing statement).
+const contactMerge = `ON CONFLICT (session_id, jid) DO UPDATE SET
+	phone = CASE WHEN excluded.phone <> '' THEN excluded.phone ELSE contacts.phone END,
+	lid = CASE WHEN excluded.lid <> '' THEN excluded.lid ELSE contacts.lid END,
+	push_name = CASE WHEN excluded.push_name <> '' THEN excluded.push_name ELSE contacts.push_name END,
+	updated_at = excluded.updated_at`
 
 // ListContacts returns a page of the contacts a session has heard from.
 func (db *DB) ListContacts(ctx context.Context, sessionID string, p wabsync.Page) (wabsync.List[*wabsync.ContactInfo], error) {

@@ -190,42 +190,30 @@ func (tx *Tx) PrefetchMessages(sessionID string, ids, waIDs []string) error {
 			d.byWAID[k] = []string{}
 		}
 	}
-	// One statement for each kind of key, so that each uses its index (with
-	// the session in the one by id, PostgreSQL walked the session's
-	// messages).
+	// One statement for each kind of key, each planned for its own keys
+	// (pgx's exec mode: the unnamed statement, in the same single round
+	// trip), not by a plan cached on the connection: one made while the
+	// table was nearly empty looked up the session alone and filtered its
+	// messages by WhatsApp id, so each call read all of the session's
+	// messages (measured with auto_explain: 4–6 ms a call, about half of
+	// PostgreSQL's time, and growing with the session).
 	for _, q := range []struct {
-		sql  string
+		key  string
 		keys []string
-	}{
-		{`SELECT id, wa_id, direction, body, session_id FROM messages WHERE id = ANY(?) ORDER BY id FOR UPDATE`, ids},
-		{`SELECT id, wa_id, direction, body, session_id FROM messages WHERE session_id = ? AND wa_id = ANY(?) ORDER BY id FOR UPDATE`, waIDs},
-	} {
+	}{{"id", ids}, {"wa_id", waIDs}} {
 		if len(q.keys) == 0 {
 			continue
 		}
-		// Planned for its own keys each time (pgx's exec mode: the unnamed
-		// statement, in the same single round trip), not by a plan cached
-		// on the connection: one made while the table was nearly empty
-		// looked up the session alone and filtered its messages by
-		// WhatsApp id, so each call read all of the session's messages
-		// (measured with auto_explain: 4–6 ms a call, about half of
-		// PostgreSQL's time, and growing with the session).
-		args := []any{pgx.QueryExecModeExec, q.keys}
-		if strings.Contains(q.sql, "session_id = ?") {
-			args = []any{pgx.QueryExecModeExec, sessionID, q.keys}
-		}
-		rows, err := tx.queryOwn(q.sql, args...)
+		rows, err := tx.queryOwn(`SELECT id, wa_id, direction, body FROM messages WHERE session_id = ? AND `+q.key+` = ANY(?) ORDER BY id FOR UPDATE`,
+			pgx.QueryExecModeExec, sessionID, q.keys)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var id, waID, dir, body, session string
-			if err := rows.Scan(&id, &waID, &dir, &body, &session); err != nil {
+			var id, waID, dir, body string
+			if err := rows.Scan(&id, &waID, &dir, &body); err != nil {
 				rows.Close()
 				return err
-			}
-			if session != sessionID {
-				continue
 			}
 			d.fetched[id] = fetchedRow{session: sessionID, direction: dir, body: body}
 			k := [2]string{sessionID, waID}
@@ -387,11 +375,7 @@ const pgBatchTail = `WITH m AS (
 ), ct AS (
 	INSERT INTO contacts (session_id, jid, phone, lid, push_name, updated_at)
 	SELECT * FROM unnest($34::text[], $35::text[], $36::text[], $37::text[], $38::text[], $39::bigint[])
-	ON CONFLICT (session_id, jid) DO UPDATE SET
-		phone = CASE WHEN excluded.phone <> '' THEN excluded.phone ELSE contacts.phone END,
-		lid = CASE WHEN excluded.lid <> '' THEN excluded.lid ELSE contacts.lid END,
-		push_name = CASE WHEN excluded.push_name <> '' THEN excluded.push_name ELSE contacts.push_name END,
-		updated_at = excluded.updated_at
+	` + contactMerge + `
 	RETURNING 1
 )
 SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM n), (SELECT count(*) FROM u)`
