@@ -2723,7 +2723,8 @@ type ClientInterface interface {
 	// SendReactionWithBody React to a message
 	//
 	// Queues an emoji reaction to a message of the chat `to`; an empty `emoji` removes this account's
-	// reaction. The reaction is a message of its own (kind `reaction`).
+	// reaction. The reaction is a message of its own (kind `reaction`). `409 CONFLICT` when the message
+	// reacted to was revoked.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2733,7 +2734,8 @@ type ClientInterface interface {
 	// SendReaction React to a message
 	//
 	// Queues an emoji reaction to a message of the chat `to`; an empty `emoji` removes this account's
-	// reaction. The reaction is a message of its own (kind `reaction`).
+	// reaction. The reaction is a message of its own (kind `reaction`). `409 CONFLICT` when the message
+	// reacted to was revoked.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2762,7 +2764,10 @@ type ClientInterface interface {
 	//
 	// Revokes an outbound message for everyone in the chat; the message stays in this API with
 	// `revoked: true`, and a `message.revoked` event follows. A message still `queued` is simply not sent.
-	// `409 CONFLICT` for inbound or failed messages.
+	// `409 CONFLICT` for inbound or failed messages, and for a queued message that the session started
+	// sending meanwhile (revoke it again once it is sent). Revoking a revoked message answers 200 with it and
+	// sends nothing again: the edits and the revoke of one message run one at a time, so a revoke goes out
+	// once and no edit goes out after it.
 	//
 	// Corresponds with DELETE /api/v1/sessions/{session}/messages/{id} (the `RevokeMessage` operationId).
 	RevokeMessage(ctx context.Context, session SessionPath, id MessagePath, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3801,7 +3806,8 @@ func (c *RawClient) SendLocation(ctx context.Context, session SessionPath, param
 // SendReactionWithBody React to a message
 //
 // Queues an emoji reaction to a message of the chat `to`; an empty `emoji` removes this account's
-// reaction. The reaction is a message of its own (kind `reaction`).
+// reaction. The reaction is a message of its own (kind `reaction`). `409 CONFLICT` when the message
+// reacted to was revoked.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3821,7 +3827,8 @@ func (c *RawClient) SendReactionWithBody(ctx context.Context, session SessionPat
 // SendReaction React to a message
 //
 // Queues an emoji reaction to a message of the chat `to`; an empty `emoji` removes this account's
-// reaction. The reaction is a message of its own (kind `reaction`).
+// reaction. The reaction is a message of its own (kind `reaction`). `409 CONFLICT` when the message
+// reacted to was revoked.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3880,7 +3887,10 @@ func (c *RawClient) SendText(ctx context.Context, session SessionPath, params *S
 //
 // Revokes an outbound message for everyone in the chat; the message stays in this API with
 // `revoked: true`, and a `message.revoked` event follows. A message still `queued` is simply not sent.
-// `409 CONFLICT` for inbound or failed messages.
+// `409 CONFLICT` for inbound or failed messages, and for a queued message that the session started
+// sending meanwhile (revoke it again once it is sent). Revoking a revoked message answers 200 with it and
+// sends nothing again: the edits and the revoke of one message run one at a time, so a revoke goes out
+// once and no edit goes out after it.
 //
 // Corresponds with DELETE /api/v1/sessions/{session}/messages/{id} (the `RevokeMessage` operationId).
 func (c *RawClient) RevokeMessage(ctx context.Context, session SessionPath, id MessagePath, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8137,7 +8147,8 @@ type ClientWithResponsesInterface interface {
 	// SendReactionWithBodyWithResponse React to a message
 	//
 	// Queues an emoji reaction to a message of the chat `to`; an empty `emoji` removes this account's
-	// reaction. The reaction is a message of its own (kind `reaction`).
+	// reaction. The reaction is a message of its own (kind `reaction`). `409 CONFLICT` when the message
+	// reacted to was revoked.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8147,7 +8158,8 @@ type ClientWithResponsesInterface interface {
 	// SendReactionWithResponse React to a message
 	//
 	// Queues an emoji reaction to a message of the chat `to`; an empty `emoji` removes this account's
-	// reaction. The reaction is a message of its own (kind `reaction`).
+	// reaction. The reaction is a message of its own (kind `reaction`). `409 CONFLICT` when the message
+	// reacted to was revoked.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8176,7 +8188,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Revokes an outbound message for everyone in the chat; the message stays in this API with
 	// `revoked: true`, and a `message.revoked` event follows. A message still `queued` is simply not sent.
-	// `409 CONFLICT` for inbound or failed messages.
+	// `409 CONFLICT` for inbound or failed messages, and for a queued message that the session started
+	// sending meanwhile (revoke it again once it is sent). Revoking a revoked message answers 200 with it and
+	// sends nothing again: the edits and the revoke of one message run one at a time, so a revoke goes out
+	// once and no edit goes out after it.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11836,7 +11851,8 @@ func (c *ClientWithResponses) SendLocationWithResponse(ctx context.Context, sess
 // SendReactionWithBodyWithResponse React to a message
 //
 // Queues an emoji reaction to a message of the chat `to`; an empty `emoji` removes this account's
-// reaction. The reaction is a message of its own (kind `reaction`).
+// reaction. The reaction is a message of its own (kind `reaction`). `409 CONFLICT` when the message
+// reacted to was revoked.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11852,7 +11868,8 @@ func (c *ClientWithResponses) SendReactionWithBodyWithResponse(ctx context.Conte
 // SendReactionWithResponse React to a message
 //
 // Queues an emoji reaction to a message of the chat `to`; an empty `emoji` removes this account's
-// reaction. The reaction is a message of its own (kind `reaction`).
+// reaction. The reaction is a message of its own (kind `reaction`). `409 CONFLICT` when the message
+// reacted to was revoked.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11899,7 +11916,10 @@ func (c *ClientWithResponses) SendTextWithResponse(ctx context.Context, session 
 //
 // Revokes an outbound message for everyone in the chat; the message stays in this API with
 // `revoked: true`, and a `message.revoked` event follows. A message still `queued` is simply not sent.
-// `409 CONFLICT` for inbound or failed messages.
+// `409 CONFLICT` for inbound or failed messages, and for a queued message that the session started
+// sending meanwhile (revoke it again once it is sent). Revoking a revoked message answers 200 with it and
+// sends nothing again: the edits and the revoke of one message run one at a time, so a revoke goes out
+// once and no edit goes out after it.
 //
 // Returns a wrapper object for the known response body format(s).
 //

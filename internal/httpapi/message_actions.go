@@ -51,19 +51,46 @@ type editMessageRequest struct {
 	Text string `json:"text"`
 }
 
-func (s *Server) handleEditMessage(w http.ResponseWriter, r *http.Request) error {
+// lockedMessage reads the message of the request under its change lock, so
+// that the edits and revokes of one message run one at a time, each seeing
+// what the one before it did: nothing is sent for a message once a revoke
+// went out, and a revoke goes out once. These routes run on the session's
+// owner node, so a lock in this process covers every node.
+func (s *Server) lockedMessage(r *http.Request) (*wabsync.Message, func(), error) {
 	m, err := s.sessionMessage(r)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
+	unlock := s.msgChanges.Lock(m.ID)
+	m, err = s.db.GetMessage(r.Context(), m.SessionID, m.ID)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return m, unlock, nil
+}
+
+func errRevoked() error {
+	return wabsync.Errorf(wabsync.EConflict, "The message was revoked; it cannot be changed any more.")
+}
+
+func (s *Server) handleEditMessage(w http.ResponseWriter, r *http.Request) error {
 	var req editMessageRequest
 	if err := s.readJSON(w, r, &req); err != nil {
 		return err
 	}
+	m, unlock, err := s.lockedMessage(r)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if strings.TrimSpace(req.Text) == "" || utf8.RuneCountInString(req.Text) > maxText {
 		return fieldError(wabsync.EValidation, "text", "is required, at most 65536 characters")
 	}
-	if m.Direction != wabsync.DirectionOut || m.Kind != wabsync.KindText || m.Revoked {
+	if m.Revoked {
+		return errRevoked()
+	}
+	if m.Direction != wabsync.DirectionOut || m.Kind != wabsync.KindText {
 		return wabsync.Errorf(wabsync.EConflict, "Only the text of an outbound text message can be edited.")
 	}
 	if m.Status.Rank() < wabsync.MsgSent.Rank() || m.Status == wabsync.MsgFailed {
@@ -90,18 +117,22 @@ func (s *Server) handleEditMessage(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
+// handleRevokeMessage revokes a message for everyone. Revoking a revoked
+// message answers 200 with it and sends nothing again.
 func (s *Server) handleRevokeMessage(w http.ResponseWriter, r *http.Request) error {
-	m, err := s.sessionMessage(r)
+	m, unlock, err := s.lockedMessage(r)
 	if err != nil {
 		return err
 	}
-	if m.Direction != wabsync.DirectionOut || m.Status == wabsync.MsgFailed {
+	defer unlock()
+	if m.Direction != wabsync.DirectionOut || m.Status == wabsync.MsgFailed && !m.Revoked {
 		return wabsync.Errorf(wabsync.EConflict, "Only outbound messages that did not fail can be revoked.")
 	}
 	if m.Revoked {
 		respond(w, http.StatusOK, "Message revoked", s.shown(m))
 		return nil
 	}
+	sent := false
 	if m.Status != wabsync.MsgQueued {
 		eng, err := s.connectedEngine(m.SessionID)
 		if err != nil {
@@ -113,15 +144,20 @@ func (s *Server) handleRevokeMessage(w http.ResponseWriter, r *http.Request) err
 			Revoke: &wabsync.MessageTarget{WAID: m.WAID, Sender: m.FromJID, FromMe: true}}); err != nil {
 			return engineErr(err)
 		}
+		sent = true
 	}
 	m, err = s.db.ModifyMessage(r.Context(), m.SessionID, m.ID, wabsync.EventMessageRevoked, func(m *wabsync.Message) error {
-		m.Revoked = true
-		if m.Status == wabsync.MsgQueued {
+		if !sent {
+			if m.Status != wabsync.MsgQueued {
+				// The sender took it meanwhile: no revoke went out for it.
+				return wabsync.Errorf(wabsync.EConflict, "The message is being sent right now; revoke it again in a moment.")
+			}
 			// Not sent yet: it never will be.
 			m.Status = wabsync.MsgFailed
 			m.Error = &wabsync.MessageError{Code: "REVOKED_BEFORE_SENDING", Message: "Revoked before it was sent; nothing went out."}
 			m.StatusHistory = append(m.StatusHistory, wabsync.StatusChange{Status: wabsync.MsgFailed, At: time.Now().UTC()})
 		}
+		m.Revoked = true
 		return nil
 	})
 	if err != nil {

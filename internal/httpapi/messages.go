@@ -440,6 +440,8 @@ func (s *Server) handleSendReaction(w http.ResponseWriter, r *http.Request) erro
 			v.Add("message_id", "no message with this id or wa_id in this session")
 		} else if err != nil {
 			return err
+		} else if t.Revoked {
+			return errRevoked()
 		} else {
 			emoji := ""
 			if req.Emoji != nil {

@@ -55,6 +55,10 @@ type Server struct {
 	ready         atomic.Bool
 
 	dashboard http.Handler
+
+	// msgChanges serialises the edits and revokes of one message (see
+	// lockedMessage).
+	msgChanges keyedMutex
 }
 
 // Deps are the services the handlers call.
