@@ -32,6 +32,8 @@ type Config struct {
 	WebhookTimeout   time.Duration
 	NodeCapacity     int
 	LeaseTTL         time.Duration
+	MediaGCInterval  time.Duration
+	MediaGCGrace     time.Duration
 
 	// Internal knobs for tests (not configurable from outside).
 	ReconnectBase time.Duration
@@ -179,6 +181,22 @@ var settings = []setting{
 			return fmt.Errorf("must be an integer from 1 to 1000")
 		}
 		c.SendBurst = n
+		return nil
+	}},
+	{"WABSYNC_MEDIA_GC_INTERVAL", "media-gc-interval", "1h", "how often this node removes stored files no message refers to", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute || d > 7*24*time.Hour {
+			return fmt.Errorf("must be a duration from 1m to 168h, like 1h")
+		}
+		c.MediaGCInterval = d
+		return nil
+	}},
+	{"WABSYNC_MEDIA_GC_GRACE", "media-gc-grace", "1h", "how old an unreferenced stored file must be before it is removed", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute || d > 30*24*time.Hour {
+			return fmt.Errorf("must be a duration from 1m to 720h, like 1h")
+		}
+		c.MediaGCGrace = d
 		return nil
 	}},
 }

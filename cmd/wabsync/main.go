@@ -288,6 +288,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}()
 		m.closers = append(m.closers, func() { cancel(); <-done })
 	}
+	m.startBlobCollector()
 	if err := m.Sessions.Resume(ctx); err != nil {
 		m.Logger.Error("resuming sessions", "err", err)
 	}

@@ -28,52 +28,66 @@ const maxCaption = 4096
 
 // handleSendFile sends a file given as JSON (url or base64) or as
 // multipart/form-data with a "file" part, streamed to the blob store.
+//
+// A file costs disk, so everything that can be checked without it is checked
+// before it is stored: the session and the token's access to it, the
+// Idempotency-Key's form, and the fields that arrive before the file. A file
+// stored for a request that fails after all is removed again (Discard); one
+// that another message shares is left to the collector.
 func (s *Server) handleSendFile(w http.ResponseWriter, r *http.Request) error {
 	if s.media.Blobs == nil {
 		return wabsync.Errorf(wabsync.EUnavailable, "Media storage is not configured.")
 	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	var req sendFileRequest
-	var blob *media.Blob
-	var hash, partType string
-	switch mt {
-	case "application/json":
-		// base64 inflates by 4/3; the JSON limit grows to fit the largest file.
-		raw, err := s.readBody(w, r, s.cfg.MaxUpload/3*4+s.cfg.MaxJSON)
-		if err != nil {
-			return err
-		}
-		if err := decodeStrict(raw, &req); err != nil {
-			return err
-		}
-		hash = requestHash(r, raw)
-	case "multipart/form-data":
-		var err error
-		blob, partType, hash, err = s.readMultipartFile(w, r, &req)
-		if err != nil {
-			return err
-		}
-	default:
-		return errorf(wabsync.EUnsupportedMedia, "Content-Type must be application/json or multipart/form-data.")
-	}
-	sc, err := s.beginSend(w, r, hash)
-	if err != nil || sc.replay {
+	sessionID, err := s.existingSession(r)
+	if err != nil {
 		return err
 	}
-	v := wabsync.ValidationErrors{}
-	m := outbound(sc.sess, "", req.To, v)
-	if req.Kind != "" && !wabsync.IsMediaKind(req.Kind) {
-		v.Add("kind", "must be one of image, video, audio, voice, document, sticker")
+	if len(r.Header.Get("Idempotency-Key")) > 255 {
+		return fieldError(wabsync.EBadRequest, "Idempotency-Key", "must be at most 255 characters")
 	}
-	if utf8.RuneCountInString(req.Caption) > maxCaption {
-		v.Add("caption", "must be at most 4096 characters")
-	}
-	if req.MimeType != "" {
-		if pm, _, err := mime.ParseMediaType(req.MimeType); err != nil || !strings.Contains(pm, "/") {
-			v.Add("mime_type", "must be a MIME type like image/png")
+	up := &upload{sessionID: sessionID}
+	done, err := s.sendFile(w, r, up)
+	if (err != nil || !done) && up.blob != nil {
+		if derr := s.media.Blobs.Discard(*up.blob); derr != nil {
+			s.logger.WarnContext(r.Context(), "removing the file of a failed upload", "request_id", requestIDFrom(r.Context()), "err", derr)
 		}
 	}
-	if blob == nil {
+	return err
+}
+
+// upload is a file send request as it is read.
+type upload struct {
+	sessionID string
+	req       sendFileRequest
+	blob      *media.Blob // once stored
+	partType  string      // the multipart file part's Content-Type
+	hash      string      // for Idempotency-Key
+}
+
+// sendFile reads and checks the request, stores its file and accepts the
+// message; done is false when no message was stored (an idempotent replay).
+func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, up *upload) (done bool, err error) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "application/json":
+		err = s.readJSONFile(w, r, up)
+	case "multipart/form-data":
+		err = s.readMultipartFile(w, r, up)
+	default:
+		err = errorf(wabsync.EUnsupportedMedia, "Content-Type must be application/json or multipart/form-data.")
+	}
+	if err != nil {
+		return false, err
+	}
+	sc, err := s.beginSend(w, r, up.hash)
+	if err != nil || sc.replay {
+		return false, err
+	}
+	req := &up.req
+	v := wabsync.ValidationErrors{}
+	m := outbound(sc.sess, "", req.To, v)
+	checkFileFields(req, v)
+	if up.blob == nil {
 		switch {
 		case req.URL != "" && req.Base64 != "":
 			v.Add("url", "give either url or base64, not both")
@@ -82,44 +96,118 @@ func (s *Server) handleSendFile(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if err := s.setReplyTo(r, sc.sess.ID, m, req.ReplyTo, v); err != nil {
-		return err
+		return false, err
 	}
 	if err := v.Err(); err != nil {
+		return false, err
+	}
+	if up.blob == nil {
+		if err := s.storeJSONFile(r, up); err != nil {
+			return false, err
+		}
+	}
+	if err := fileMessage(m, up); err != nil {
+		return false, err
+	}
+	return true, s.accept(w, r, sc, m, up.hash, req.QueueIfOffline)
+}
+
+// readJSONFile reads a JSON request: its fields, and the file as base64 or
+// a URL (stored later, by storeJSONFile).
+func (s *Server) readJSONFile(w http.ResponseWriter, r *http.Request, up *upload) error {
+	// base64 inflates by 4/3; the JSON limit grows to fit the largest file.
+	raw, err := s.readBody(w, r, s.cfg.MaxUpload/3*4+s.cfg.MaxJSON)
+	if err != nil {
 		return err
 	}
-	filename := req.Filename
-	if blob == nil {
-		var b media.Blob
-		if req.URL != "" {
-			if s.media.Fetcher == nil {
-				return wabsync.Errorf(wabsync.EUnavailable, "Fetching URLs is not configured.")
-			}
-			var name, ctype string
-			b, name, ctype, err = s.media.Fetcher.Fetch(r.Context(), req.URL)
-			if err != nil {
-				return err
-			}
-			if filename == "" {
-				filename = name
-			}
-			partType = ctype
-		} else {
-			b, err = s.media.Blobs.PutBase64(r.Context(), req.Base64, s.cfg.MaxUpload)
-			if err != nil {
-				return err
-			}
-		}
-		blob = &b
+	if err := decodeStrict(raw, &up.req); err != nil {
+		return err
 	}
+	up.hash = requestHash(r, raw)
+	return nil
+}
+
+// storeJSONFile stores the file of a JSON request: fetched from its URL or
+// decoded from base64.
+func (s *Server) storeJSONFile(r *http.Request, up *upload) error {
+	var b media.Blob
+	var err error
+	if up.req.URL != "" {
+		if s.media.Fetcher == nil {
+			return wabsync.Errorf(wabsync.EUnavailable, "Fetching URLs is not configured.")
+		}
+		var name, ctype string
+		b, name, ctype, err = s.media.Fetcher.Fetch(r.Context(), up.req.URL)
+		if err != nil {
+			return err
+		}
+		if up.req.Filename == "" {
+			up.req.Filename = name
+		}
+		up.partType = ctype
+	} else {
+		b, err = s.media.Blobs.PutBase64(r.Context(), up.req.Base64, s.cfg.MaxUpload)
+		if err != nil {
+			return err
+		}
+	}
+	up.blob = &b
+	return nil
+}
+
+// checkFileFields checks the fields of a file request that need neither the
+// file nor the database; it runs on what has arrived before the file, and
+// again on the whole request.
+func checkFileFields(req *sendFileRequest, v wabsync.ValidationErrors) {
+	if req.Kind != "" && !wabsync.IsMediaKind(req.Kind) {
+		v.Add("kind", "must be one of image, video, audio, voice, document, sticker")
+	}
+	if utf8.RuneCountInString(req.Caption) > maxCaption {
+		v.Add("caption", "must be at most 4096 characters")
+	}
+	if req.MimeType != "" {
+		pm, _, err := mime.ParseMediaType(req.MimeType)
+		switch {
+		case err != nil || !strings.Contains(pm, "/"):
+			v.Add("mime_type", "must be a MIME type like image/png")
+		case !media.AllowedMime(pm):
+			v.Add("mime_type", "this type of file ("+pm+") cannot be sent")
+		}
+	}
+}
+
+// checkBeforeFile checks the fields that arrived before the file, so that
+// a request bound to fail does not store it: those of checkFileFields, a
+// recipient given, and a message replied to.
+func (s *Server) checkBeforeFile(r *http.Request, up *upload, v wabsync.ValidationErrors) error {
+	if up.req.To != "" {
+		if _, _, ok := parseRecipient(up.req.To); !ok {
+			v.Add("to", recipientHelp)
+		}
+	}
+	checkFileFields(&up.req, v)
+	if up.req.ReplyTo != "" {
+		if _, err := s.resolveMessage(r, up.sessionID, up.req.ReplyTo); wabsync.ErrorCode(err) == wabsync.ENotFound {
+			v.Add("reply_to", "no message with this id or wa_id in this session")
+		} else if err != nil {
+			return err
+		}
+	}
+	return v.Err()
+}
+
+// fileMessage makes m a message of the stored file: its type (the one the
+// request says, else the upload's or download's, else what the bytes look
+// like; executables are refused whatever they claim to be), kind, caption
+// and media.
+func fileMessage(m *wabsync.Message, up *upload) error {
+	blob, req := up.blob, &up.req
 	if blob.Size == 0 {
 		return fieldError(wabsync.EValidation, "file", "is empty")
 	}
-	// The type: the one the request says, else the upload's or download's,
-	// else what the bytes look like. Executables are refused whatever they
-	// claim to be.
 	mimeType := req.MimeType
-	if mimeType == "" && partType != "" && partType != "application/octet-stream" {
-		mimeType = partType
+	if mimeType == "" && up.partType != "" && up.partType != "application/octet-stream" {
+		mimeType = up.partType
 	}
 	if mimeType == "" {
 		mimeType = blob.MimeType
@@ -137,24 +225,24 @@ func (s *Server) handleSendFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	m.Kind = kind
 	m.Caption = req.Caption
-	m.Media = &wabsync.Media{MimeType: mimeType, Size: blob.Size, SHA256: blob.SHA256, Filename: media.SanitizeFilename(filename), BlobKey: blob.Key}
+	m.Media = &wabsync.Media{MimeType: mimeType, Size: blob.Size, SHA256: blob.SHA256, Filename: media.SanitizeFilename(req.Filename), BlobKey: blob.Key}
 	if m.Media.Filename == "" || m.Media.Filename == "." {
 		m.Media.Filename = ""
 	}
-	return s.accept(w, r, sc, m, hash, req.QueueIfOffline)
+	return nil
 }
 
-// readMultipartFile reads the form fields into req and streams the "file"
-// part into the blob store. The hash for Idempotency-Key covers the fields
-// and the file's SHA-256.
-func (s *Server) readMultipartFile(w http.ResponseWriter, r *http.Request, req *sendFileRequest) (*media.Blob, string, string, error) {
+// readMultipartFile reads the form fields into up.req and streams the
+// "file" part into the blob store, once the fields before it have passed
+// checkBeforeFile (fields after it are checked with the whole request). The
+// hash for Idempotency-Key covers the fields and the file's SHA-256.
+func (s *Server) readMultipartFile(w http.ResponseWriter, r *http.Request, up *upload) error {
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload+s.cfg.MaxJSON)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, "", "", errorf(wabsync.EBadRequest, "The multipart body could not be read.")
+		return errorf(wabsync.EBadRequest, "The multipart body could not be read.")
 	}
-	var blob *media.Blob
-	var partType string
+	req := &up.req
 	var parts [][]byte
 	fields := map[string]*string{"to": &req.To, "filename": &req.Filename, "mime_type": &req.MimeType, "kind": &req.Kind,
 		"caption": &req.Caption, "reply_to": &req.ReplyTo}
@@ -165,21 +253,24 @@ func (s *Server) readMultipartFile(w http.ResponseWriter, r *http.Request, req *
 			break
 		}
 		if err != nil {
-			return nil, "", "", tooLargeOr(err, errorf(wabsync.EBadRequest, "The multipart body could not be read."))
+			return tooLargeOr(err, errorf(wabsync.EBadRequest, "The multipart body could not be read."))
 		}
 		name := p.FormName()
 		if name == "file" {
-			if blob != nil {
+			if up.blob != nil {
 				v.Add("file", "only one file per message")
 				p.Close()
 				continue
 			}
+			if err := s.checkBeforeFile(r, up, v); err != nil {
+				return err
+			}
 			b, err := s.media.Blobs.Put(r.Context(), p, s.cfg.MaxUpload)
 			if err != nil {
-				return nil, "", "", tooLargeOr(err, err)
+				return tooLargeOr(err, err)
 			}
-			blob = &b
-			partType, _, _ = mime.ParseMediaType(p.Header.Get("Content-Type"))
+			up.blob = &b
+			up.partType, _, _ = mime.ParseMediaType(p.Header.Get("Content-Type"))
 			if req.Filename == "" {
 				req.Filename = p.FileName()
 			}
@@ -188,7 +279,7 @@ func (s *Server) readMultipartFile(w http.ResponseWriter, r *http.Request, req *
 		}
 		val, err := io.ReadAll(io.LimitReader(p, 64<<10+1))
 		if err != nil {
-			return nil, "", "", tooLargeOr(err, errorf(wabsync.EBadRequest, "The multipart body could not be read."))
+			return tooLargeOr(err, errorf(wabsync.EBadRequest, "The multipart body could not be read."))
 		}
 		if len(val) > 64<<10 {
 			v.Add(name, "is too long")
@@ -208,13 +299,14 @@ func (s *Server) readMultipartFile(w http.ResponseWriter, r *http.Request, req *
 			v.Add(name, "unknown field")
 		}
 	}
-	if blob == nil {
+	if up.blob == nil {
 		v.Add("file", "is required: a part named file")
 	}
 	if err := v.Err(); err != nil {
-		return nil, "", "", err
+		return err
 	}
-	return blob, partType, requestHash(r, parts...), nil
+	up.hash = requestHash(r, parts...)
+	return nil
 }
 
 func tooLargeOr(err, other error) error {

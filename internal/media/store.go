@@ -50,6 +50,11 @@ type Blob struct {
 	// MimeType is the type sniffed from the first bytes (see Sniff), not any
 	// type a user declared.
 	MimeType string
+	// New says that Put wrote these bytes: they were not stored before. Only
+	// a new blob is removed by Discard.
+	New bool
+	// mod is the new file's modification time, which Discard compares.
+	mod time.Time
 }
 
 // Store is a content-addressed blob store in a directory (the data
@@ -59,6 +64,12 @@ type Blob struct {
 // directory.
 type Store struct {
 	dir string
+	// mu orders the steps that make a blob appear (rename), renew it (a
+	// second Put of the same bytes) and disappear (Discard, Collect), so
+	// that no blob is removed after a Put has returned it.
+	mu sync.Mutex
+	// now is the clock of modification times and of Collect's grace.
+	now func() time.Time
 }
 
 // NewStore opens the store in dir, creating the directory when needed, and
@@ -71,7 +82,7 @@ func NewStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return nil, fmt.Errorf("media: store dir: %w", err)
 	}
-	s := &Store{dir: abs}
+	s := &Store{dir: abs, now: time.Now}
 	s.removeStaleTemps(time.Now().Add(-staleTemp))
 	return s, nil
 }
@@ -159,8 +170,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (Blob, error)
 	var sum [sha256.Size]byte
 	key := hex.EncodeToString(h.Sum(sum[:0]))
 	blob := Blob{Key: key, Size: size, SHA256: key, MimeType: Sniff(head[:headLen])}
-	final := s.path(key)
-	if info, err := os.Stat(final); err == nil && info.Mode().IsRegular() && info.Size() == size {
+	if s.renew(key, size) {
 		return blob, nil // stored already; the deferred cleanup drops the copy
 	}
 	if err := f.Sync(); err != nil {
@@ -169,26 +179,69 @@ func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (Blob, error)
 	if err := f.Close(); err != nil {
 		return Blob{}, fmt.Errorf("media: close: %w", err)
 	}
-	leaf := filepath.Dir(final)
-	_, statErr := os.Stat(leaf)
-	if err := os.MkdirAll(leaf, 0o750); err != nil {
-		return Blob{}, fmt.Errorf("media: mkdir: %w", err)
+	dirs, renewed, err := s.place(tmp, key, size, &blob)
+	if err != nil {
+		return Blob{}, err
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		return Blob{}, fmt.Errorf("media: rename: %w", err)
+	if renewed {
+		return blob, nil
 	}
 	kept = true
 	// Make the new name durable, and the new directories when there are some.
-	dirs := []string{leaf}
-	if statErr != nil {
-		dirs = append(dirs, filepath.Dir(leaf), s.dir)
-	}
 	for _, d := range dirs {
 		if err := syncDir(d); err != nil {
 			return Blob{}, fmt.Errorf("media: sync dir: %w", err)
 		}
 	}
 	return blob, nil
+}
+
+// renew reports whether the blob key of size bytes is stored already, and
+// if so sets its modification time to now: a blob just given out again is
+// as young as a new one for Collect.
+func (s *Store) renew(key string, size int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.renewLocked(key, size)
+}
+
+func (s *Store) renewLocked(key string, size int64) bool {
+	final := s.path(key)
+	info, err := os.Stat(final)
+	if err != nil || !info.Mode().IsRegular() || info.Size() != size {
+		return false
+	}
+	now := s.now()
+	return os.Chtimes(final, now, now) == nil
+}
+
+// place renames the temp file tmp to the blob key (unless the same bytes
+// arrived meanwhile: renewed) and fills blob's New and mod. It returns the
+// directories whose entries changed, to be synced.
+func (s *Store) place(tmp, key string, size int64, blob *Blob) (dirs []string, renewed bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.renewLocked(key, size) {
+		return nil, true, nil
+	}
+	final := s.path(key)
+	leaf := filepath.Dir(final)
+	_, statErr := os.Stat(leaf)
+	if err := os.MkdirAll(leaf, 0o750); err != nil {
+		return nil, false, fmt.Errorf("media: mkdir: %w", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return nil, false, fmt.Errorf("media: rename: %w", err)
+	}
+	blob.New = true
+	if info, err := os.Stat(final); err == nil {
+		blob.mod = info.ModTime()
+	}
+	dirs = []string{leaf}
+	if statErr != nil {
+		dirs = append(dirs, filepath.Dir(leaf), s.dir)
+	}
+	return dirs, false, nil
 }
 
 // readError is an error of the reader given to Put, as opposed to one of the
