@@ -194,6 +194,10 @@ func (s *Server) readMultipartFile(w http.ResponseWriter, r *http.Request, req *
 			v.Add(name, "is too long")
 			continue
 		}
+		if msg := textProblem(string(val)); msg != "" {
+			v.Add(name, msg)
+			continue
+		}
 		parts = append(parts, []byte(name+"="+string(val)))
 		switch {
 		case name == "queue_if_offline":
