@@ -121,7 +121,14 @@ type Main struct {
 	clock          func() time.Time
 	webhooksManual bool
 	syncLog        func(*os.File) error
+	// pruneEvery replaces how often expired Idempotency-Key records are
+	// deleted (idempotencyPruneEvery).
+	pruneEvery time.Duration
 }
+
+// idempotencyPruneEvery is how often each node deletes the Idempotency-Key
+// records past their 24 hours; several nodes doing it at once is harmless.
+const idempotencyPruneEvery = 10 * time.Minute
 
 // NewMain returns a Main that logs to logOut.
 func NewMain(cfg Config, logOut io.Writer) *Main {
@@ -289,11 +296,27 @@ func (m *Main) Run(ctx context.Context) error {
 		m.closers = append(m.closers, func() { cancel(); <-done })
 	}
 	m.startBlobCollector()
+	m.startPruning()
 	if err := m.Sessions.Resume(ctx); err != nil {
 		m.Logger.Error("resuming sessions", "err", err)
 	}
 	m.Logger.Info("wabsync serving", "addr", ln.Addr().String(), "database", db.Dialect(), "data_dir", absPath(cfg.DataDir), "version", wabsync.Version)
 	return nil
+}
+
+// startPruning runs the database's pruning of expired records until Close.
+func (m *Main) startPruning() {
+	every := m.pruneEvery
+	if every <= 0 {
+		every = idempotencyPruneEvery
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.DB.PruneEvery(ctx, every)
+	}()
+	m.closers = append(m.closers, func() { cancel(); <-done })
 }
 
 // onNotify handles a notification from another node.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/wabsync/wabsync"
 )
@@ -62,6 +63,9 @@ func decodeStrict(body []byte, dst any) error {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		body = []byte("{}")
+	}
+	if !utf8.Valid(body) {
+		return errorf(wabsync.EBadRequest, "The request body is not valid UTF-8.")
 	}
 	if !json.Valid(body) {
 		return errorf(wabsync.EBadRequest, "The request body is not valid JSON.")
@@ -150,7 +154,96 @@ func decodeInto(v reflect.Value, raw []byte, prefix string, errs wabsync.Validat
 		}
 		if err := json.Unmarshal(val, fv.Addr().Interface()); err != nil {
 			errs.Add(path, "must be "+jsonTypeName(ft))
+			continue
 		}
+		checkStrings(fv, path, errs)
+	}
+}
+
+// textProblem says what makes s unfit to store as text, or "" if nothing.
+// PostgreSQL refuses NUL characters and invalid UTF-8 in text where SQLite
+// keeps them; refusing both before any query makes the databases answer
+// alike (and never 500).
+func textProblem(s string) string {
+	if !utf8.ValidString(s) {
+		return "must be valid UTF-8"
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "must not contain NUL characters"
+	}
+	return ""
+}
+
+// checkStrings adds an error for every string in v (a decoded field, with
+// its slices, maps and interfaces) that textProblem refuses.
+func checkStrings(v reflect.Value, path string, errs wabsync.ValidationErrors) {
+	switch v.Kind() {
+	case reflect.String:
+		if msg := textProblem(v.String()); msg != "" {
+			errs.Add(path, msg)
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			checkStrings(v.Elem(), path, errs)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			checkStrings(v.Index(i), path+"["+strconv.Itoa(i)+"]", errs)
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			k := iter.Key()
+			if k.Kind() == reflect.String && textProblem(k.String()) != "" {
+				errs.Add(path, "keys "+textProblem(k.String()))
+				continue
+			}
+			checkStrings(iter.Value(), path+"."+k.String(), errs)
+		}
+	}
+}
+
+// checkedHeaders are the request headers whose values reach the database.
+var checkedHeaders = []string{"Idempotency-Key", "Last-Event-ID"}
+
+// checkRequestText refuses (400, naming it) a path value of pattern, a
+// query parameter or a checked header that textProblem refuses: one check
+// for every route, before any handler runs a query.
+func checkRequestText(r *http.Request, pattern string) error {
+	for _, name := range wildcards(pattern) {
+		if msg := textProblem(r.PathValue(name)); msg != "" {
+			return fieldError(wabsync.EBadRequest, name, msg)
+		}
+	}
+	for name, vals := range r.URL.Query() {
+		if msg := textProblem(name); msg != "" {
+			return fieldError(wabsync.EBadRequest, "query", "parameter names "+msg)
+		}
+		for _, v := range vals {
+			if msg := textProblem(v); msg != "" {
+				return fieldError(wabsync.EBadRequest, name, msg)
+			}
+		}
+	}
+	for _, name := range checkedHeaders {
+		if msg := textProblem(r.Header.Get(name)); msg != "" {
+			return fieldError(wabsync.EBadRequest, name, msg)
+		}
+	}
+	return nil
+}
+
+// wildcards returns the names of a route pattern's {wildcards}.
+func wildcards(pattern string) []string {
+	var out []string
+	for {
+		i := strings.IndexByte(pattern, '{')
+		j := strings.IndexByte(pattern, '}')
+		if i < 0 || j < i {
+			return out
+		}
+		out = append(out, strings.TrimSuffix(pattern[i+1:j], "..."))
+		pattern = pattern[j+1:]
 	}
 }
 
@@ -205,7 +298,8 @@ func encodeCursor(after string) string {
 
 func decodeCursor(c string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || !bytes.HasPrefix(b, []byte(cursorPrefix)) || len(b) == len(cursorPrefix) || len(b) > 200 {
+	if err != nil || !bytes.HasPrefix(b, []byte(cursorPrefix)) || len(b) == len(cursorPrefix) || len(b) > 200 ||
+		textProblem(string(b)) != "" {
 		return "", errors.New("bad cursor")
 	}
 	return string(b[len(cursorPrefix):]), nil

@@ -285,6 +285,10 @@ func (s *Server) readMultipartFile(w http.ResponseWriter, r *http.Request, up *u
 			v.Add(name, "is too long")
 			continue
 		}
+		if msg := textProblem(string(val)); msg != "" {
+			v.Add(name, msg)
+			continue
+		}
 		parts = append(parts, []byte(name+"="+string(val)))
 		switch {
 		case name == "queue_if_offline":

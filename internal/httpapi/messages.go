@@ -99,7 +99,7 @@ func (s *Server) beginSend(w http.ResponseWriter, r *http.Request, hash string) 
 	if err != nil {
 		return nil, err
 	}
-	sc := &sendContext{sess: sess, key: r.Header.Get("Idempotency-Key"), scope: "send:" + sess.ID}
+	sc := &sendContext{sess: sess, key: r.Header.Get("Idempotency-Key"), scope: store.SendScope(sess.ID)}
 	if sc.key == "" {
 		return sc, nil
 	}

@@ -72,6 +72,9 @@ func (s *Server) wrap(rt route) http.Handler {
 }
 
 func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) error {
+	if err := checkRequestText(r, rt.pattern); err != nil {
+		return err
+	}
 	acc := rt.access
 	if acc == metricsAuth {
 		if s.cfg.MetricsPublic {

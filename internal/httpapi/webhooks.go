@@ -365,7 +365,7 @@ func (s *Server) idempotency(w http.ResponseWriter, r *http.Request, scope *stri
 	if scope != nil {
 		owner = *scope
 	}
-	rem := &store.Remember{Scope: "webhooks:" + owner, Key: key, RequestHash: requestHash(r, bytes.TrimSpace(body)),
+	rem := &store.Remember{Scope: store.WebhooksScope(owner), Key: key, RequestHash: requestHash(r, bytes.TrimSpace(body)),
 		Render: func(result any) (int, []byte, error) {
 			b, err := envelopeJSON(message, result)
 			return status, b, err

@@ -60,10 +60,63 @@ func (tx *Tx) PutIdempotent(scope, key, requestHash string, status int, body []b
 	return nil
 }
 
-// PruneIdempotency deletes records older than the TTL.
-func (db *DB) PruneIdempotency(ctx context.Context) error {
-	return db.Update(ctx, func(tx *Tx) error {
-		_, err := tx.Exec(`DELETE FROM idempotency_keys WHERE created_at < ?`, micros(db.Now().Add(-IdempotencyTTL)))
-		return err
-	})
+// SendScope and WebhooksScope name the Idempotency-Key scopes of a
+// session's sends and of the webhooks of owner (a session id, or "global"),
+// so that deleting a session can delete its records.
+func SendScope(sessionID string) string { return "send:" + sessionID }
+
+// WebhooksScope: see SendScope.
+func WebhooksScope(owner string) string { return "webhooks:" + owner }
+
+// deleteIdempotencyOf deletes the records of a session's scopes in tx.
+func (tx *Tx) deleteIdempotencyOf(sessionID string) error {
+	_, err := tx.Exec(`DELETE FROM idempotency_keys WHERE scope IN (?, ?)`, SendScope(sessionID), WebhooksScope(sessionID))
+	return err
+}
+
+// pruneBatch bounds the rows one pruning transaction deletes, so that a
+// backlog never makes one long write (SQLite's writer is serial).
+const pruneBatch = 1000
+
+// PruneIdempotency deletes records older than the TTL, in transactions of
+// at most pruneBatch rows, and returns how many it deleted. Nodes sharing a
+// database may run it at the same time: each deletes what is still there.
+func (db *DB) PruneIdempotency(ctx context.Context) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := db.Update(ctx, func(tx *Tx) error {
+			res, err := tx.Exec(`DELETE FROM idempotency_keys WHERE (scope, key) IN
+				(SELECT scope, key FROM idempotency_keys WHERE created_at < ? LIMIT ?)`,
+				micros(db.Now().Add(-IdempotencyTTL)), pruneBatch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
+}
+
+// PruneEvery runs PruneIdempotency at once and then every interval until
+// ctx ends. A failure is logged and retried at the next tick.
+func (db *DB) PruneEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := db.PruneIdempotency(ctx); err != nil && ctx.Err() == nil {
+			db.logger.Warn("pruning idempotency records", "err", err)
+		} else if n > 0 {
+			db.logger.Debug("pruned idempotency records", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

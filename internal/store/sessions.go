@@ -247,7 +247,7 @@ func (db *DB) RotateSessionToken(ctx context.Context, id, tokenHash string) erro
 }
 
 // DeleteSession removes a session and, through foreign keys, its messages,
-// events, contacts, webhooks and deliveries.
+// events, contacts, webhooks and deliveries; and its Idempotency-Key records.
 //
 // Mail waiting for its sandbox phone goes in the same transaction, or, when
 // the mail has a database of its own (OpenMailbox), right after; mail that a
@@ -267,6 +267,10 @@ func (db *DB) DeleteSession(ctx context.Context, id string) error {
 			}
 		}
 		if _, err := tx.Exec(`DELETE FROM sessions WHERE id = ?`, id); err != nil {
+			return err
+		}
+		// Stored responses quote the session's messages and webhooks.
+		if err := tx.deleteIdempotencyOf(id); err != nil {
 			return err
 		}
 		return tx.Notify(ChanTokens, id)

@@ -114,6 +114,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("create database directory: %w", err)
 		}
+		if err := createPrivate(path); err != nil {
+			return nil, err
+		}
 		db.dialect = SQLite
 		pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"
 		// The writer commits without the fsync, which the syncer does (see
@@ -188,6 +191,24 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 		db.checkpoints = cp
 	}
 	return db, nil
+}
+
+// createPrivate creates the SQLite file at path readable by its owner only
+// (0600), or narrows an existing one and its -wal and -shm to that: the file
+// holds token hashes, the media link key and WhatsApp's device keys. SQLite
+// gives the -wal and -shm it creates the mode of the database file.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create the database file: %w", err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("restrict the database file's mode: %w", err)
+		}
+	}
+	return nil
 }
 
 func sqlitePath(rawURL, dataDir string) (string, error) {
