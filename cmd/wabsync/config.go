@@ -22,6 +22,7 @@ type Config struct {
 	RateWindow       time.Duration
 	AllowPrivateURLs bool
 	MaxUpload        int64
+	MinFreeDisk      int64
 	LogLevel         string
 	LogFormat        string
 	NodeID           string
@@ -110,6 +111,14 @@ var settings = []setting{
 			return fmt.Errorf("must be a number of bytes of at least 1024")
 		}
 		c.MaxUpload = n
+		return nil
+	}},
+	{"WABSYNC_MIN_FREE_DISK", "min-free-disk", "268435456", "free bytes on the data directory's disk below which /ready answers 503 (0: not checked)", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("must be a number of bytes (0 or more)")
+		}
+		c.MinFreeDisk = n
 		return nil
 	}},
 	{"WABSYNC_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", func(c *Config, v string) error {

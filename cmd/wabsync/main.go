@@ -233,7 +233,7 @@ func (m *Main) Run(ctx context.Context) error {
 	factories := map[string]wabsync.EngineFactory{wabsync.EngineSandbox: m.Sandbox, wabsync.EngineWhatsmeow: wm}
 
 	m.API = httpapi.New(httpapi.Config{MaxUpload: cfg.MaxUpload, PublicURL: cfg.PublicURL, AllowPrivateURLs: cfg.AllowPrivateURLs,
-		MetricsPublic: cfg.MetricsPublic}, db, lim, httpapi.Deps{}, m.Logger)
+		MetricsPublic: cfg.MetricsPublic, MinFreeDisk: cfg.MinFreeDisk, FreeDisk: m.freeDisk()}, db, lim, httpapi.Deps{}, m.Logger)
 	m.Sessions = session.NewManager(session.Options{DB: db, Factories: factories, Logger: m.Logger,
 		ReconnectBase: cfg.ReconnectBase, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
 		OnTokensChanged: m.API.ForgetSessionTokens, Blobs: blobOpener{blobs},
@@ -302,6 +302,16 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Logger.Info("wabsync serving", "addr", ln.Addr().String(), "database", db.Dialect(), "data_dir", absPath(cfg.DataDir), "version", wabsync.Version)
 	return nil
+}
+
+// freeDisk measures the free space of the data directory's disk and, when
+// it lies elsewhere, of the SQLite file's.
+func (m *Main) freeDisk() func() (uint64, error) {
+	dirs := []string{m.Config.DataDir}
+	if d := m.DB.Dir(); d != "" {
+		dirs = append(dirs, d)
+	}
+	return func() (uint64, error) { return store.FreeSpace(dirs...) }
 }
 
 // startPruning runs the database's pruning of expired records until Close.

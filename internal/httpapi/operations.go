@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/wabsync/wabsync"
 	"github.com/wabsync/wabsync/api"
+	"github.com/wabsync/wabsync/internal/store"
 )
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
@@ -15,6 +17,9 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// handleReady answers 200 when this node can do its work: the database
+// answers and stores (no write failed with a fault lately) and the disk has
+// more than MinFreeDisk free. Otherwise 503, naming each failing check.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	if !s.ready.Load() {
 		return &wabsync.Error{Code: wabsync.EUnavailable, Message: "The server is shutting down.",
@@ -22,18 +27,53 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	failing := map[string]string{}
+	var msgs []string
 	if err := s.db.Ping(ctx); err != nil {
-		var e *wabsync.Error
-		if errors.As(err, &e) {
-			// It says what is wrong, safely, and was logged where it arose.
-			return &wabsync.Error{Code: wabsync.EUnavailable, Message: e.Message, Details: map[string]string{"database": "failing"}}
-		}
-		s.logger.WarnContext(r.Context(), "readiness: database unreachable", "err", err)
-		return &wabsync.Error{Code: wabsync.EUnavailable, Message: "The database is unreachable.",
-			Details: map[string]string{"database": "unreachable"}}
+		failing["database"], msgs = s.databaseState(r, err), append(msgs, wabsync.ErrorMessage(err))
 	}
-	respond(w, http.StatusOK, "Ready", map[string]any{"status": "ready", "checks": map[string]string{"database": "ok"}})
+	if state := s.diskState(r); state != "ok" {
+		failing["disk"], msgs = state, append(msgs, "The data directory's disk is (nearly) full.")
+	}
+	if len(failing) > 0 {
+		return &wabsync.Error{Code: wabsync.EUnavailable, Message: strings.Join(msgs, " "), Details: failing}
+	}
+	respond(w, http.StatusOK, "Ready", map[string]any{"status": "ready", "checks": map[string]string{"database": "ok", "disk": "ok"}})
 	return nil
+}
+
+// databaseState words a failed Ping: "unreachable" (a *store.Fault: it
+// does not answer) or "failing" (it answers but does not store: a log that
+// failed to sync, or writes failing with a fault).
+func (s *Server) databaseState(r *http.Request, err error) string {
+	var fault *store.Fault
+	if errors.As(err, &fault) {
+		s.logger.WarnContext(r.Context(), "readiness: database unreachable", "fault", fault.Kind)
+		return "unreachable"
+	}
+	var e *wabsync.Error
+	if errors.As(err, &e) {
+		return "failing" // logged where it arose
+	}
+	s.logger.WarnContext(r.Context(), "readiness: database unreachable", "err", err)
+	return "unreachable"
+}
+
+// diskState is "ok", "low" (less free than MinFreeDisk) or "unknown" (it
+// could not be measured, which is logged).
+func (s *Server) diskState(r *http.Request) string {
+	if s.cfg.MinFreeDisk <= 0 || s.cfg.FreeDisk == nil {
+		return "ok"
+	}
+	free, err := s.cfg.FreeDisk()
+	if err != nil {
+		s.logger.WarnContext(r.Context(), "readiness: measuring free disk space", "err", err)
+		return "unknown"
+	}
+	if free < uint64(s.cfg.MinFreeDisk) {
+		return "low"
+	}
+	return "ok"
 }
 
 func (s *Server) handleOpenAPIYAML(w http.ResponseWriter, r *http.Request) error {

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/store"
 )
 
 // successEnvelope is the body of every 2xx JSON response.
@@ -84,10 +85,22 @@ func statusOf(code string) int {
 	return http.StatusInternalServerError
 }
 
+// retryAfterUnavailable is the Retry-After, in seconds, of a 503: long
+// enough not to hammer a database that is coming back, short enough that a
+// client retrying on this node loses little once it is back.
+const retryAfterUnavailable = 5
+
 // writeError writes the error envelope for err. Errors that are not a
 // *wabsync.Error are logged with the request id and answered as
 // INTERNAL_ERROR without their text.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	err = store.Classify(err) // a read's driver error, as the store's writes are
+	var fault *store.Fault
+	if errors.As(err, &fault) {
+		// The kind, not the driver's text: it may quote data or settings.
+		s.logger.WarnContext(r.Context(), "storage unavailable", "request_id", requestIDFrom(r.Context()),
+			"method", r.Method, "path", r.URL.Path, "fault", fault.Kind)
+	}
 	var e *wabsync.Error
 	if !errors.As(err, &e) {
 		s.logger.ErrorContext(r.Context(), "request failed", "request_id", requestIDFrom(r.Context()),
@@ -95,8 +108,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		e = &wabsync.Error{Code: wabsync.EInternal, Message: "Internal error. The request id identifies it in the server's logs."}
 	}
 	status := statusOf(e.Code)
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wabsync"`)
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
 	}
 	details := e.Details
 	if details == nil {

@@ -28,6 +28,10 @@ type Config struct {
 	PublicURL        string
 	AllowPrivateURLs bool
 	MetricsPublic    bool // /metrics without a token
+	// MinFreeDisk is the free space, in bytes, below which /ready answers
+	// 503 (WABSYNC_MIN_FREE_DISK; 0: not checked), as FreeDisk measures it.
+	MinFreeDisk int64
+	FreeDisk    func() (uint64, error)
 }
 
 // Server serves the API.

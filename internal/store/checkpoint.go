@@ -14,7 +14,8 @@ import (
 // single, serial write path. Here the writer's automatic checkpoint is only
 // a backstop (at checkpointBackstop pages, if this goroutine fell behind),
 // and this goroutine runs a PASSIVE checkpoint (which never blocks the
-// writer or readers) whenever the writer has committed since the last one.
+// writer or readers) whenever the writer has committed since the last one,
+// the last one failed or was partial, or writes fail (a full disk: see run).
 type checkpointer struct {
 	conn    *sql.DB
 	db      *DB
@@ -23,6 +24,7 @@ type checkpointer struct {
 	done    sync.WaitGroup
 	every   time.Duration
 	lastRun uint64 // writer batches at the last checkpoint
+	again   bool   // the last checkpoint failed or left frames behind
 }
 
 // checkpointBackstop is the writer's own automatic checkpoint, in pages.
@@ -53,18 +55,42 @@ func (c *checkpointer) run() {
 			return
 		case <-t.C:
 		}
+		// Again after a checkpoint that failed or left frames behind, and
+		// while writes fail (a full disk): not only after new commits, which
+		// a full disk may never let through.
 		n := c.db.writer.batches.Load()
-		if n == c.lastRun {
+		faulted := c.db.faults.recent() != nil
+		if n == c.lastRun && !c.again && !faulted {
 			continue
 		}
 		c.lastRun = n
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		var busy, logPages, done int
-		if err := c.conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logPages, &done); err != nil {
-			c.db.logger.Warn("sqlite checkpoint", "err", err)
+		c.again = !c.checkpoint("PASSIVE")
+		if !c.again && faulted {
+			// Give the log's space back to a disk that ran full: the log
+			// keeps its largest size otherwise.
+			c.checkpoint("TRUNCATE")
 		}
-		cancel()
 	}
+}
+
+// checkpoint runs one checkpoint of mode and reports whether it copied the
+// whole log. A failure is logged by its driver code and counts as a write
+// fault (Ping).
+func (c *checkpointer) checkpoint(mode string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var busy, logPages, done int
+	err := c.conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &logPages, &done)
+	if err != nil {
+		c.db.faults.note(err)
+		if kind := faultKind(err); kind != "" {
+			c.db.logger.Warn("sqlite checkpoint", "mode", mode, "fault", kind)
+		} else {
+			c.db.logger.Warn("sqlite checkpoint", "mode", mode, "err", err)
+		}
+		return false
+	}
+	return busy == 0 && done >= logPages
 }
 
 // close stops the checkpointer (more calls do nothing); a last checkpoint

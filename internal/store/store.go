@@ -62,6 +62,8 @@ type DB struct {
 	// leasesElsewhere: this is the mail database; writes fenced by a lease
 	// are checked in the main one (a single SQLite node holds every lease).
 	leasesElsewhere bool
+	// faults remembers the last write transaction's fault (Ping).
+	faults faults
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -254,8 +256,16 @@ func (db *DB) Dialect() string { return db.dialect }
 // their own tables in the same database, like whatsmeow's store).
 func (db *DB) SQL() *sql.DB { return db.write }
 
-// Ping checks that the database answers and, on SQLite, that its log has
-// not failed to sync (after which it stores nothing: see syncer).
+// errWritesFailing is Ping's answer while writes fail with a fault.
+var errWritesFailing = &wabsync.Error{Code: wabsync.EUnavailable,
+	Message: "The database answers but fails to store changes (a full or failing disk, or the database's own limits)."}
+
+// Ping checks that the database answers, that no write failed with a fault
+// lately (faultMemory; a disk full or failing, which a read does not see)
+// and, on SQLite, that its log has not failed to sync (after which it
+// stores nothing: see syncer). Its errors are UNAVAILABLE: a *Fault when
+// the database does not answer, a *wabsync.Error when it answers but does
+// not store.
 func (db *DB) Ping(ctx context.Context) error {
 	if db.syncs != nil {
 		if err := db.syncs.failure(); err != nil {
@@ -263,7 +273,16 @@ func (db *DB) Ping(ctx context.Context) error {
 		}
 	}
 	var one int
-	return db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+	if err := db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		if faultKind(err) == "" {
+			return &Fault{Kind: "unreachable", err: err} // whatever it is, the database does not answer
+		}
+		return Classify(err)
+	}
+	if f := db.faults.recent(); f != nil {
+		return errWritesFailing // reachable, but its last write failed
+	}
+	return nil
 }
 
 // Close stops the writer and closes the connections.

@@ -384,7 +384,7 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 			f()
 		}
 	}
-	return err
+	return Classify(err)
 }
 
 // Background marks ctx's changes as background work (sending, receiving,
@@ -655,12 +655,16 @@ func (w *writer) runTx(in *intake, l lane, more bool) (n int, seq uint64, err er
 		defer cancel()
 	}
 	start := time.Now()
+	defer func() { w.db.faults.note(err) }()
 	tx, err := w.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer func() {
 		if err != nil {
+			// After a failed COMMIT, the SQLite driver has already rolled
+			// back what SQLite left open (modernc.org/sqlite's tx.Commit),
+			// so the writer's connection is clean for the next batch.
 			_ = tx.Rollback()
 			w.db.rolledBack()
 		}
@@ -802,7 +806,8 @@ func (db *DB) UpdateNow(ctx context.Context, fn func(*Tx) error) error {
 func (db *DB) updateNow(ctx context.Context, fn func(*Tx) error) (err error) {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		db.faults.note(err)
+		return Classify(err)
 	}
 	defer func() {
 		if err != nil {
@@ -815,8 +820,9 @@ func (db *DB) updateNow(ctx context.Context, fn func(*Tx) error) (err error) {
 	}
 	err = tx.Commit()
 	db.committed(t)
+	db.faults.note(err)
 	if err != nil {
-		return err
+		return Classify(err)
 	}
 	for _, f := range t.after {
 		f()
