@@ -1366,7 +1366,12 @@ type SessionConfig struct {
 	// Example: +15550100001
 	Phone *string `json:"phone,omitempty"`
 
-	// Proxy (whatsmeow) An `http://`, `https://` or `socks5://` proxy URL for the connection to WhatsApp.
+	// Proxy (whatsmeow) An `http://`, `https://` or `socks5://` proxy URL for the connection to WhatsApp: a scheme, a
+	// host, a port and optionally `user:password@`. Like webhook and media URLs, a proxy on a loopback, private,
+	// link-local or metadata address is refused (422 naming `config.proxy`) unless the server allows private URLs
+	// (`WABSYNC_ALLOW_PRIVATE_URLS`); it is checked again, on the addresses its name resolves to, each time it is
+	// dialled.
+	//
 	//
 	// Example: socks5://proxy.internal:1080
 	Proxy *string `json:"proxy,omitempty"`
