@@ -2575,6 +2575,9 @@ type ClientInterface interface {
 	// background: the answer is the session as it is now (usually `starting`), and every change that follows
 	// is a `session.status` event. Calling it on a running session changes nothing.
 	//
+	// Connect, disconnect, logout, restart and delete of one session run one at a time, in the order they
+	// arrive; one that loses a race with another node answers 409 `CONFLICT` (try again), never a 5xx.
+	//
 	// Corresponds with POST /api/v1/sessions/{session}/connect (the `ConnectSession` operationId).
 	ConnectSession(ctx context.Context, session SessionPath, params *ConnectSessionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3512,6 +3515,9 @@ func (c *RawClient) ListChats(ctx context.Context, session SessionPath, params *
 // or watch `session.qr` events); a linked one reconnects and goes to `connected`. Connecting runs in the
 // background: the answer is the session as it is now (usually `starting`), and every change that follows
 // is a `session.status` event. Calling it on a running session changes nothing.
+//
+// Connect, disconnect, logout, restart and delete of one session run one at a time, in the order they
+// arrive; one that loses a race with another node answers 409 `CONFLICT` (try again), never a 5xx.
 //
 // Corresponds with POST /api/v1/sessions/{session}/connect (the `ConnectSession` operationId).
 func (c *RawClient) ConnectSession(ctx context.Context, session SessionPath, params *ConnectSessionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7977,6 +7983,9 @@ type ClientWithResponsesInterface interface {
 	// background: the answer is the session as it is now (usually `starting`), and every change that follows
 	// is a `session.status` event. Calling it on a running session changes nothing.
 	//
+	// Connect, disconnect, logout, restart and delete of one session run one at a time, in the order they
+	// arrive; one that loses a race with another node answers 409 `CONFLICT` (try again), never a 5xx.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/sessions/{session}/connect (the `ConnectSession` operationId).
@@ -11591,6 +11600,9 @@ func (c *ClientWithResponses) ListChatsWithResponse(ctx context.Context, session
 // or watch `session.qr` events); a linked one reconnects and goes to `connected`. Connecting runs in the
 // background: the answer is the session as it is now (usually `starting`), and every change that follows
 // is a `session.status` event. Calling it on a running session changes nothing.
+//
+// Connect, disconnect, logout, restart and delete of one session run one at a time, in the order they
+// arrive; one that loses a race with another node answers 409 `CONFLICT` (try again), never a 5xx.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -63,6 +63,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	runners map[string]*runner
+	actions map[string]*actionLock // control actions in progress, per session
 	closed  bool
 	wg      sync.WaitGroup // sender goroutines and background starts
 
@@ -103,7 +104,7 @@ func NewManager(o Options) *Manager {
 	if o.Capacity <= 0 {
 		o.Capacity = 10000
 	}
-	return &Manager{opts: o, db: o.DB, logger: o.Logger, runners: map[string]*runner{}, kick: make(chan struct{}, 1)}
+	return &Manager{opts: o, db: o.DB, logger: o.Logger, runners: map[string]*runner{}, actions: map[string]*actionLock{}, kick: make(chan struct{}, 1)}
 }
 
 // CreateInput is what a new session is made from.
@@ -159,7 +160,7 @@ func isRunning(st wabsync.SessionStatus) bool {
 // Connect starts a session: it shows a QR code until linked, or reconnects a
 // linked one. Connecting a running session changes nothing and returns it.
 func (m *Manager) Connect(ctx context.Context, id string) (*wabsync.Session, error) {
-	return m.start(ctx, id, "Connecting.")
+	return serialised(m, ctx, id, func() (*wabsync.Session, error) { return m.start(ctx, id, "Connecting.") })
 }
 
 func (m *Manager) start(ctx context.Context, id, reason string) (*wabsync.Session, error) {
@@ -309,6 +310,10 @@ func (m *Manager) release(r *runner) {
 
 // Disconnect stops the connection and keeps the link.
 func (m *Manager) Disconnect(ctx context.Context, id string) (*wabsync.Session, error) {
+	return serialised(m, ctx, id, func() (*wabsync.Session, error) { return m.disconnect(ctx, id) })
+}
+
+func (m *Manager) disconnect(ctx context.Context, id string) (*wabsync.Session, error) {
 	// The runner ignores its engine from now on, but keeps its lease until
 	// the session no longer wants to run: released earlier, the lease could
 	// be taken over, and the session started again, in between.
@@ -333,6 +338,10 @@ func (m *Manager) Disconnect(ctx context.Context, id string) (*wabsync.Session, 
 
 // Logout unlinks the device; the next connect needs a new link.
 func (m *Manager) Logout(ctx context.Context, id string) (*wabsync.Session, error) {
+	return serialised(m, ctx, id, func() (*wabsync.Session, error) { return m.logout(ctx, id) })
+}
+
+func (m *Manager) logout(ctx context.Context, id string) (*wabsync.Session, error) {
 	s, err := m.db.GetSession(ctx, id)
 	if err != nil {
 		return nil, err
@@ -380,6 +389,10 @@ func (m *Manager) logoutEngine(ctx context.Context, s *wabsync.Session) {
 
 // Restart stops the engine and starts it again.
 func (m *Manager) Restart(ctx context.Context, id string) (*wabsync.Session, error) {
+	return serialised(m, ctx, id, func() (*wabsync.Session, error) { return m.restart(ctx, id) })
+}
+
+func (m *Manager) restart(ctx context.Context, id string) (*wabsync.Session, error) {
 	if _, err := m.db.GetSession(ctx, id); err != nil {
 		return nil, err
 	}
@@ -391,6 +404,11 @@ func (m *Manager) Restart(ctx context.Context, id string) (*wabsync.Session, err
 
 // Delete logs the session out, stops it and deletes its data.
 func (m *Manager) Delete(ctx context.Context, id string) error {
+	_, err := serialised(m, ctx, id, func() (struct{}, error) { return struct{}{}, m.delete(ctx, id) })
+	return err
+}
+
+func (m *Manager) delete(ctx context.Context, id string) error {
 	s, err := m.db.GetSession(ctx, id)
 	if err != nil {
 		return err
