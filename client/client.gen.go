@@ -810,8 +810,9 @@ type Message struct {
 
 	// Error Why a message failed. Known codes: `NOT_ON_WHATSAPP`, `REACH_OUT_TIMELOCK` (WhatsApp refuses new
 	// contacts for a while), `WHATSAPP_RATE_LIMITED`, `MEDIA_UPLOAD_FAILED`, `MEDIA_NOT_FOUND`,
-	// `TARGET_NOT_FOUND` (the message to react to, edit or revoke), `SEND_FAILED`, `SESSION_LOGGED_OUT`.
-	// More may be added.
+	// `TARGET_NOT_FOUND` (the message to react to, edit or revoke), `SEND_FAILED`, `SESSION_LOGGED_OUT` (the
+	// session was logged out, or linked to another account, before the message went: a message is only ever sent
+	// from the account it was accepted for). More may be added.
 	Error *MessageError `json:"error,omitempty"`
 
 	// From The sender's phone number in E.164 form where known, else `""`.
@@ -884,8 +885,9 @@ type Message struct {
 
 // MessageError Why a message failed. Known codes: `NOT_ON_WHATSAPP`, `REACH_OUT_TIMELOCK` (WhatsApp refuses new
 // contacts for a while), `WHATSAPP_RATE_LIMITED`, `MEDIA_UPLOAD_FAILED`, `MEDIA_NOT_FOUND`,
-// `TARGET_NOT_FOUND` (the message to react to, edit or revoke), `SEND_FAILED`, `SESSION_LOGGED_OUT`.
-// More may be added.
+// `TARGET_NOT_FOUND` (the message to react to, edit or revoke), `SEND_FAILED`, `SESSION_LOGGED_OUT` (the
+// session was logged out, or linked to another account, before the message went: a message is only ever sent
+// from the account it was accepted for). More may be added.
 type MessageError struct {
 	// Code Example: NOT_ON_WHATSAPP
 	Code string `json:"code"`
@@ -2644,7 +2646,9 @@ type ClientInterface interface {
 	// LogoutSession Log out
 	//
 	// Unlinks the device from the WhatsApp account and forgets its keys; the session goes to `logged_out`.
-	// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`.
+	// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`, each with its
+	// `message.failed` event, in the same change as the status (a logout from the phone does the same): none of
+	// them goes out from the account linked next.
 	//
 	// Corresponds with POST /api/v1/sessions/{session}/logout (the `LogoutSession` operationId).
 	LogoutSession(ctx context.Context, session SessionPath, params *LogoutSessionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3645,7 +3649,9 @@ func (c *RawClient) StreamSessionEvents(ctx context.Context, session SessionPath
 // LogoutSession Log out
 //
 // Unlinks the device from the WhatsApp account and forgets its keys; the session goes to `logged_out`.
-// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`.
+// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`, each with its
+// `message.failed` event, in the same change as the status (a logout from the phone does the same): none of
+// them goes out from the account linked next.
 //
 // Corresponds with POST /api/v1/sessions/{session}/logout (the `LogoutSession` operationId).
 func (c *RawClient) LogoutSession(ctx context.Context, session SessionPath, params *LogoutSessionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8060,7 +8066,9 @@ type ClientWithResponsesInterface interface {
 	// LogoutSessionWithResponse Log out
 	//
 	// Unlinks the device from the WhatsApp account and forgets its keys; the session goes to `logged_out`.
-	// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`.
+	// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`, each with its
+	// `message.failed` event, in the same change as the status (a logout from the phone does the same): none of
+	// them goes out from the account linked next.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11714,7 +11722,9 @@ func (c *ClientWithResponses) StreamSessionEventsWithResponse(ctx context.Contex
 // LogoutSessionWithResponse Log out
 //
 // Unlinks the device from the WhatsApp account and forgets its keys; the session goes to `logged_out`.
-// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`.
+// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`, each with its
+// `message.failed` event, in the same change as the status (a logout from the phone does the same): none of
+// them goes out from the account linked next.
 //
 // Returns a wrapper object for the known response body format(s).
 //

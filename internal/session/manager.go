@@ -351,12 +351,23 @@ func (m *Manager) logout(ctx context.Context, id string) (*wabsync.Session, erro
 	}
 	m.logoutEngine(ctx, s)
 	return m.db.ModifySession(ctx, id, func(tx *store.Tx, s *wabsync.Session) error {
-		s.Desired = false
-		s.Status = wabsync.StatusLoggedOut
-		s.StatusReason = "Logged out on request; connect to link again."
-		s.DeviceJID, s.Phone, s.PushName = "", "", ""
-		return nil
+		return loggedOut(tx, s, "Logged out on request; connect to link again.")
 	})
+}
+
+// loggedOutText is the error message of the messages a logout fails.
+const loggedOutText = "The session was logged out before this message was sent; it is not sent from the account linked next."
+
+// loggedOut stores that the session's link is gone, in tx: the status, the
+// link forgotten, and every message still queued failed with
+// SESSION_LOGGED_OUT (and its message.failed event), so that none of them
+// goes out from the account linked next.
+func loggedOut(tx *store.Tx, s *wabsync.Session, reason string) error {
+	s.Desired = false
+	s.Status, s.StatusReason = wabsync.StatusLoggedOut, reason
+	s.DeviceJID, s.Phone, s.PushName = "", "", ""
+	_, err := tx.FailQueued(s.ID, wabsync.MsgErrLoggedOut, loggedOutText)
+	return err
 }
 
 // logoutEngine logs the engine out (using the running one, or a temporary
@@ -368,6 +379,8 @@ func (m *Manager) logoutEngine(ctx context.Context, s *wabsync.Session) {
 		eng = r.engine
 		r.stopped = true // ignore the engine's own logged-out event
 		r.mu.Unlock()
+		// No send in flight while the outbox is failed.
+		defer r.waitSender()
 	} else if s.DeviceJID != "" {
 		if f, ok := m.opts.Factories[s.Engine]; ok {
 			e, err := f.NewEngine(wabsync.EngineOptions{SessionID: s.ID, Name: s.Name, Config: s.Config, DeviceJID: s.DeviceJID,
