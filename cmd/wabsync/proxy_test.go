@@ -149,7 +149,7 @@ func TestProxyPrivateAddressRefusedAtDial(t *testing.T) {
 // (allowed on loopback here, as WABSYNC_ALLOW_PRIVATE_URLS=true allows)
 // that refuses the tunnel with its own text leaves a reason in fixed words.
 func TestProxyAnswerNotEchoed(t *testing.T) {
-	ts := mustRunMain(t) // private URLs allowed
+	ts := mustRunMain(t, func(c *Config) { c.LogLevel = "debug" }) // private URLs allowed
 	const secret = "SECRET-BANNER-a8f3"
 	target := mustCountingListener(t, "HTTP/1.1 403 "+secret+" internal-host.corp\r\nContent-Length: 0\r\n\r\n")
 	r := ts.Do("POST", "/api/v1/sessions", testAdminToken, map[string]any{"name": "p", "engine": "whatsmeow",
@@ -180,6 +180,9 @@ func TestProxyAnswerNotEchoed(t *testing.T) {
 	}
 	if !strings.Contains(reason, "proxy") {
 		t.Errorf("status_reason = %q, want it to name the proxy", reason)
+	}
+	if strings.Contains(ts.logs.String(), secret) {
+		t.Errorf("the log carries the proxy's answer")
 	}
 }
 

@@ -256,8 +256,10 @@ func (e *Engine) connect(ctx context.Context) (after []wabsync.EngineEvent, err 
 		if connCtx.Err() != nil {
 			return timedOut("answer")
 		}
-		e.log.Info("whatsmeow: connect failed", "err", err)
-		return fail(e.unreachable(err))
+		// Not the error's text: it can carry what the proxy answered.
+		why := e.unreachable(err)
+		e.log.Info("whatsmeow: connect failed", "why", why, "err_type", fmt.Sprintf("%T", err))
+		return fail(why)
 	}
 
 	if !linked {
