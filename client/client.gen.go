@@ -810,8 +810,9 @@ type Message struct {
 
 	// Error Why a message failed. Known codes: `NOT_ON_WHATSAPP`, `REACH_OUT_TIMELOCK` (WhatsApp refuses new
 	// contacts for a while), `WHATSAPP_RATE_LIMITED`, `MEDIA_UPLOAD_FAILED`, `MEDIA_NOT_FOUND`,
-	// `TARGET_NOT_FOUND` (the message to react to, edit or revoke), `SEND_FAILED`, `SESSION_LOGGED_OUT`.
-	// More may be added.
+	// `TARGET_NOT_FOUND` (the message to react to, edit or revoke), `SEND_FAILED`, `SESSION_LOGGED_OUT` (the
+	// session was logged out, or linked to another account, before the message went: a message is only ever sent
+	// from the account it was accepted for). More may be added.
 	Error *MessageError `json:"error,omitempty"`
 
 	// From The sender's phone number in E.164 form where known, else `""`.
@@ -884,8 +885,9 @@ type Message struct {
 
 // MessageError Why a message failed. Known codes: `NOT_ON_WHATSAPP`, `REACH_OUT_TIMELOCK` (WhatsApp refuses new
 // contacts for a while), `WHATSAPP_RATE_LIMITED`, `MEDIA_UPLOAD_FAILED`, `MEDIA_NOT_FOUND`,
-// `TARGET_NOT_FOUND` (the message to react to, edit or revoke), `SEND_FAILED`, `SESSION_LOGGED_OUT`.
-// More may be added.
+// `TARGET_NOT_FOUND` (the message to react to, edit or revoke), `SEND_FAILED`, `SESSION_LOGGED_OUT` (the
+// session was logged out, or linked to another account, before the message went: a message is only ever sent
+// from the account it was accepted for). More may be added.
 type MessageError struct {
 	// Code Example: NOT_ON_WHATSAPP
 	Code string `json:"code"`
@@ -1366,7 +1368,12 @@ type SessionConfig struct {
 	// Example: +15550100001
 	Phone *string `json:"phone,omitempty"`
 
-	// Proxy (whatsmeow) An `http://`, `https://` or `socks5://` proxy URL for the connection to WhatsApp.
+	// Proxy (whatsmeow) An `http://`, `https://` or `socks5://` proxy URL for the connection to WhatsApp: a scheme, a
+	// host, a port and optionally `user:password@`. Like webhook and media URLs, a proxy on a loopback, private,
+	// link-local or metadata address is refused (422 naming `config.proxy`) unless the server allows private URLs
+	// (`WABSYNC_ALLOW_PRIVATE_URLS`); it is checked again, on the addresses its name resolves to, each time it is
+	// dialled.
+	//
 	//
 	// Example: socks5://proxy.internal:1080
 	Proxy *string `json:"proxy,omitempty"`
@@ -2570,6 +2577,9 @@ type ClientInterface interface {
 	// background: the answer is the session as it is now (usually `starting`), and every change that follows
 	// is a `session.status` event. Calling it on a running session changes nothing.
 	//
+	// Connect, disconnect, logout, restart and delete of one session run one at a time, in the order they
+	// arrive; one that loses a race with another node answers 409 `CONFLICT` (try again), never a 5xx.
+	//
 	// Corresponds with POST /api/v1/sessions/{session}/connect (the `ConnectSession` operationId).
 	ConnectSession(ctx context.Context, session SessionPath, params *ConnectSessionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -2636,7 +2646,9 @@ type ClientInterface interface {
 	// LogoutSession Log out
 	//
 	// Unlinks the device from the WhatsApp account and forgets its keys; the session goes to `logged_out`.
-	// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`.
+	// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`, each with its
+	// `message.failed` event, in the same change as the status (a logout from the phone does the same): none of
+	// them goes out from the account linked next.
 	//
 	// Corresponds with POST /api/v1/sessions/{session}/logout (the `LogoutSession` operationId).
 	LogoutSession(ctx context.Context, session SessionPath, params *LogoutSessionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3513,6 +3525,9 @@ func (c *RawClient) ListChats(ctx context.Context, session SessionPath, params *
 // background: the answer is the session as it is now (usually `starting`), and every change that follows
 // is a `session.status` event. Calling it on a running session changes nothing.
 //
+// Connect, disconnect, logout, restart and delete of one session run one at a time, in the order they
+// arrive; one that loses a race with another node answers 409 `CONFLICT` (try again), never a 5xx.
+//
 // Corresponds with POST /api/v1/sessions/{session}/connect (the `ConnectSession` operationId).
 func (c *RawClient) ConnectSession(ctx context.Context, session SessionPath, params *ConnectSessionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewConnectSessionRequest(c.Server, session, params)
@@ -3639,7 +3654,9 @@ func (c *RawClient) StreamSessionEvents(ctx context.Context, session SessionPath
 // LogoutSession Log out
 //
 // Unlinks the device from the WhatsApp account and forgets its keys; the session goes to `logged_out`.
-// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`.
+// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`, each with its
+// `message.failed` event, in the same change as the status (a logout from the phone does the same): none of
+// them goes out from the account linked next.
 //
 // Corresponds with POST /api/v1/sessions/{session}/logout (the `LogoutSession` operationId).
 func (c *RawClient) LogoutSession(ctx context.Context, session SessionPath, params *LogoutSessionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7982,6 +7999,9 @@ type ClientWithResponsesInterface interface {
 	// background: the answer is the session as it is now (usually `starting`), and every change that follows
 	// is a `session.status` event. Calling it on a running session changes nothing.
 	//
+	// Connect, disconnect, logout, restart and delete of one session run one at a time, in the order they
+	// arrive; one that loses a race with another node answers 409 `CONFLICT` (try again), never a 5xx.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/sessions/{session}/connect (the `ConnectSession` operationId).
@@ -8056,7 +8076,9 @@ type ClientWithResponsesInterface interface {
 	// LogoutSessionWithResponse Log out
 	//
 	// Unlinks the device from the WhatsApp account and forgets its keys; the session goes to `logged_out`.
-	// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`.
+	// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`, each with its
+	// `message.failed` event, in the same change as the status (a logout from the phone does the same): none of
+	// them goes out from the account linked next.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11640,6 +11662,9 @@ func (c *ClientWithResponses) ListChatsWithResponse(ctx context.Context, session
 // background: the answer is the session as it is now (usually `starting`), and every change that follows
 // is a `session.status` event. Calling it on a running session changes nothing.
 //
+// Connect, disconnect, logout, restart and delete of one session run one at a time, in the order they
+// arrive; one that loses a race with another node answers 409 `CONFLICT` (try again), never a 5xx.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/sessions/{session}/connect (the `ConnectSession` operationId).
@@ -11750,7 +11775,9 @@ func (c *ClientWithResponses) StreamSessionEventsWithResponse(ctx context.Contex
 // LogoutSessionWithResponse Log out
 //
 // Unlinks the device from the WhatsApp account and forgets its keys; the session goes to `logged_out`.
-// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`.
+// The next `connect` shows a new QR code. Messages still queued fail with `SESSION_LOGGED_OUT`, each with its
+// `message.failed` event, in the same change as the status (a logout from the phone does the same): none of
+// them goes out from the account linked next.
 //
 // Returns a wrapper object for the known response body format(s).
 //

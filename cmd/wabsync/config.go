@@ -97,7 +97,7 @@ var settings = []setting{
 		c.RateWindow = d
 		return nil
 	}},
-	{"WABSYNC_ALLOW_PRIVATE_URLS", "allow-private-urls", "false", "let webhooks and media URLs target private networks", func(c *Config, v string) error {
+	{"WABSYNC_ALLOW_PRIVATE_URLS", "allow-private-urls", "false", "let webhooks, media URLs and session proxies target private networks", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return fmt.Errorf("must be true or false")

@@ -226,7 +226,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if ownPool {
 		m.closers = append(m.closers, func() { pool.Close() })
 	}
-	wm, err := whatsmeow.NewFactory(ctx, pool, dialect, m.Logger, whatsmeow.Options{DeviceName: "WabSync"})
+	wm, err := whatsmeow.NewFactory(ctx, pool, dialect, m.Logger, whatsmeow.Options{DeviceName: "WabSync", AllowPrivateProxy: cfg.AllowPrivateURLs})
 	if err != nil {
 		return fmt.Errorf("whatsmeow device store: %w", err)
 	}

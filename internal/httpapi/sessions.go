@@ -9,6 +9,7 @@ import (
 	"github.com/skip2/go-qrcode"
 
 	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/safehttp"
 	"github.com/wabsync/wabsync/internal/session"
 )
 
@@ -84,11 +85,24 @@ func validateConfig(v wabsync.ValidationErrors, c *wabsync.SessionConfig) {
 	if c.SendBurst < 0 || c.SendBurst > 1000 {
 		v.Add("config.send_burst", "must be from 0 to 1000")
 	}
-	if c.Proxy != "" {
-		if !(strings.HasPrefix(c.Proxy, "http://") || strings.HasPrefix(c.Proxy, "https://") || strings.HasPrefix(c.Proxy, "socks5://")) || len(c.Proxy) > 500 {
-			v.Add("config.proxy", "must be an http://, https:// or socks5:// URL")
-		}
+}
+
+// validateProxy checks config.proxy with the guard of webhook and media
+// URLs: a loopback, private, link-local or metadata address is refused
+// (unless the operator allows private URLs), without dialling it.
+func (s *Server) validateProxy(r *http.Request, v wabsync.ValidationErrors, proxy string) error {
+	if proxy == "" {
+		return nil
 	}
+	err := safehttp.CheckProxyURL(r.Context(), proxy, s.cfg.AllowPrivateURLs)
+	if err == nil {
+		return nil
+	}
+	if wabsync.ErrorCode(err) != wabsync.EValidation {
+		return err
+	}
+	v.Add("config.proxy", wabsync.ErrorMessage(err))
+	return nil
 }
 
 func validateMetadata(v wabsync.ValidationErrors, md map[string]any) {
@@ -114,6 +128,9 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 		v.Add("engine", `must be "whatsmeow" or "sandbox"`)
 	}
 	validateConfig(v, &req.Config)
+	if err := s.validateProxy(r, v, req.Config.Proxy); err != nil {
+		return err
+	}
 	validateMetadata(v, req.Metadata)
 	if err := v.Err(); err != nil {
 		return err
@@ -174,6 +191,9 @@ func (s *Server) handleUpdateSession(w http.ResponseWriter, r *http.Request) err
 	}
 	if req.Config != nil {
 		validateConfig(v, req.Config)
+		if err := s.validateProxy(r, v, req.Config.Proxy); err != nil {
+			return err
+		}
 	}
 	validateMetadata(v, req.Metadata)
 	if err := v.Err(); err != nil {

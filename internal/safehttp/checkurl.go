@@ -44,7 +44,12 @@ func CheckURL(ctx context.Context, raw string, allowPrivate bool) error {
 	if allowPrivate {
 		return nil
 	}
-	host := u.Hostname()
+	return checkHost(ctx, u.Hostname())
+}
+
+// checkHost resolves host and refuses it when it does not resolve or when
+// any of its addresses is blocked.
+func checkHost(ctx context.Context, host string) error {
 	ips, err := resolve(ctx, "tcp", host)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -106,3 +106,41 @@ func TestCheckURL(t *testing.T) {
 		}
 	})
 }
+
+func TestCheckProxyURL(t *testing.T) {
+	ctx := context.Background()
+	invalid := map[string]string{
+		"Empty":     "",
+		"FTP":       "ftp://8.8.8.8:21",
+		"NoScheme":  "8.8.8.8:3128",
+		"NoHost":    "http://",
+		"Path":      "http://8.8.8.8:3128/some/path",
+		"Query":     "socks5://8.8.8.8:1080?x=1",
+		"BadPort":   "http://8.8.8.8:0",
+		"Space":     "http://8.8.8.8 :3128",
+		"Loopback":  "http://127.0.0.1:3128",
+		"Localhost": "socks5://localhost:1080",
+		"V6":        "http://[::1]:3128",
+		"Private":   "socks5://user:pw@10.1.2.3:1080",
+		"Metadata":  "http://169.254.169.254",
+	}
+	for name, raw := range invalid {
+		t.Run(name, func(t *testing.T) {
+			err := safehttp.CheckProxyURL(ctx, raw, false)
+			if wabsync.ErrorCode(err) != wabsync.EValidation || wabsync.ErrorMessage(err) == "" {
+				t.Fatalf("CheckProxyURL(%q) = %v", raw, err)
+			}
+		})
+	}
+	for _, raw := range []string{"http://8.8.8.8:3128", "https://8.8.8.8", "socks5://user:pw@8.8.8.8:1080", "http://8.8.8.8:3128/"} {
+		if err := safehttp.CheckProxyURL(ctx, raw, false); err != nil {
+			t.Errorf("CheckProxyURL(%q) = %v", raw, err)
+		}
+	}
+	if err := safehttp.CheckProxyURL(ctx, "http://127.0.0.1:3128", true); err != nil {
+		t.Errorf("loopback with private addresses allowed: %v", err)
+	}
+	if err := safehttp.CheckProxyURL(ctx, "ftp://127.0.0.1", true); err == nil {
+		t.Error("an ftp proxy with private addresses allowed was accepted")
+	}
+}

@@ -63,6 +63,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	runners map[string]*runner
+	actions map[string]*actionLock // control actions in progress, per session
 	closed  bool
 	wg      sync.WaitGroup // sender goroutines and background starts
 
@@ -103,7 +104,7 @@ func NewManager(o Options) *Manager {
 	if o.Capacity <= 0 {
 		o.Capacity = 10000
 	}
-	return &Manager{opts: o, db: o.DB, logger: o.Logger, runners: map[string]*runner{}, kick: make(chan struct{}, 1)}
+	return &Manager{opts: o, db: o.DB, logger: o.Logger, runners: map[string]*runner{}, actions: map[string]*actionLock{}, kick: make(chan struct{}, 1)}
 }
 
 // CreateInput is what a new session is made from.
@@ -159,7 +160,7 @@ func isRunning(st wabsync.SessionStatus) bool {
 // Connect starts a session: it shows a QR code until linked, or reconnects a
 // linked one. Connecting a running session changes nothing and returns it.
 func (m *Manager) Connect(ctx context.Context, id string) (*wabsync.Session, error) {
-	return m.start(ctx, id, "Connecting.")
+	return serialised(m, ctx, id, func() (*wabsync.Session, error) { return m.start(ctx, id, "Connecting.") })
 }
 
 func (m *Manager) start(ctx context.Context, id, reason string) (*wabsync.Session, error) {
@@ -309,6 +310,10 @@ func (m *Manager) release(r *runner) {
 
 // Disconnect stops the connection and keeps the link.
 func (m *Manager) Disconnect(ctx context.Context, id string) (*wabsync.Session, error) {
+	return serialised(m, ctx, id, func() (*wabsync.Session, error) { return m.disconnect(ctx, id) })
+}
+
+func (m *Manager) disconnect(ctx context.Context, id string) (*wabsync.Session, error) {
 	// The runner ignores its engine from now on, but keeps its lease until
 	// the session no longer wants to run: released earlier, the lease could
 	// be taken over, and the session started again, in between.
@@ -333,6 +338,10 @@ func (m *Manager) Disconnect(ctx context.Context, id string) (*wabsync.Session, 
 
 // Logout unlinks the device; the next connect needs a new link.
 func (m *Manager) Logout(ctx context.Context, id string) (*wabsync.Session, error) {
+	return serialised(m, ctx, id, func() (*wabsync.Session, error) { return m.logout(ctx, id) })
+}
+
+func (m *Manager) logout(ctx context.Context, id string) (*wabsync.Session, error) {
 	s, err := m.db.GetSession(ctx, id)
 	if err != nil {
 		return nil, err
@@ -342,12 +351,23 @@ func (m *Manager) Logout(ctx context.Context, id string) (*wabsync.Session, erro
 	}
 	m.logoutEngine(ctx, s)
 	return m.db.ModifySession(ctx, id, func(tx *store.Tx, s *wabsync.Session) error {
-		s.Desired = false
-		s.Status = wabsync.StatusLoggedOut
-		s.StatusReason = "Logged out on request; connect to link again."
-		s.DeviceJID, s.Phone, s.PushName = "", "", ""
-		return nil
+		return loggedOut(tx, s, "Logged out on request; connect to link again.")
 	})
+}
+
+// loggedOutText is the error message of the messages a logout fails.
+const loggedOutText = "The session was logged out before this message was sent; it is not sent from the account linked next."
+
+// loggedOut stores that the session's link is gone, in tx: the status, the
+// link forgotten, and every message still queued failed with
+// SESSION_LOGGED_OUT (and its message.failed event), so that none of them
+// goes out from the account linked next.
+func loggedOut(tx *store.Tx, s *wabsync.Session, reason string) error {
+	s.Desired = false
+	s.Status, s.StatusReason = wabsync.StatusLoggedOut, reason
+	s.DeviceJID, s.Phone, s.PushName = "", "", ""
+	_, err := tx.FailQueued(s.ID, wabsync.MsgErrLoggedOut, loggedOutText)
+	return err
 }
 
 // logoutEngine logs the engine out (using the running one, or a temporary
@@ -359,6 +379,8 @@ func (m *Manager) logoutEngine(ctx context.Context, s *wabsync.Session) {
 		eng = r.engine
 		r.stopped = true // ignore the engine's own logged-out event
 		r.mu.Unlock()
+		// No send in flight while the outbox is failed.
+		defer r.waitSender()
 	} else if s.DeviceJID != "" {
 		if f, ok := m.opts.Factories[s.Engine]; ok {
 			e, err := f.NewEngine(wabsync.EngineOptions{SessionID: s.ID, Name: s.Name, Config: s.Config, DeviceJID: s.DeviceJID,
@@ -380,6 +402,10 @@ func (m *Manager) logoutEngine(ctx context.Context, s *wabsync.Session) {
 
 // Restart stops the engine and starts it again.
 func (m *Manager) Restart(ctx context.Context, id string) (*wabsync.Session, error) {
+	return serialised(m, ctx, id, func() (*wabsync.Session, error) { return m.restart(ctx, id) })
+}
+
+func (m *Manager) restart(ctx context.Context, id string) (*wabsync.Session, error) {
 	if _, err := m.db.GetSession(ctx, id); err != nil {
 		return nil, err
 	}
@@ -391,6 +417,11 @@ func (m *Manager) Restart(ctx context.Context, id string) (*wabsync.Session, err
 
 // Delete logs the session out, stops it and deletes its data.
 func (m *Manager) Delete(ctx context.Context, id string) error {
+	_, err := serialised(m, ctx, id, func() (struct{}, error) { return struct{}{}, m.delete(ctx, id) })
+	return err
+}
+
+func (m *Manager) delete(ctx context.Context, id string) error {
 	s, err := m.db.GetSession(ctx, id)
 	if err != nil {
 		return err

@@ -267,6 +267,9 @@ func (r *runner) handle(ctx context.Context, ev wabsync.EngineEvent) error {
 		r.stopped = true
 		go r.m.dropRunner(r)
 	case wabsync.EnginePaired:
+		if ev.Phone != "" {
+			r.phone = ev.Phone
+		}
 		_, err := r.m.db.ModifySession(ctx, r.id, func(tx *store.Tx, s *wabsync.Session) error {
 			s.DeviceJID, s.Phone = ev.DeviceJID, ev.Phone
 			if ev.PushName != "" {
@@ -294,10 +297,13 @@ func (r *runner) handle(ctx context.Context, ev wabsync.EngineEvent) error {
 		r.setStatusLocked(wabsync.StatusReconnecting, fmt.Sprintf("Connection lost (%s); reconnecting in %s.", ev.Reason, d.Round(time.Millisecond)), nil)
 		r.scheduleLocked(d)
 	case wabsync.EngineLoggedOut:
-		r.setStatusLocked(wabsync.StatusLoggedOut, "Logged out from the phone ("+ev.Reason+"); connect to link again.", func(s *wabsync.Session) {
-			s.Desired = false
-			s.DeviceJID, s.Phone, s.PushName = "", "", ""
-		})
+		r.status = wabsync.StatusLoggedOut
+		reason := "Logged out from the phone (" + ev.Reason + "); connect to link again."
+		if _, err := r.m.db.ModifySession(ctx, r.id, func(tx *store.Tx, s *wabsync.Session) error {
+			return loggedOut(tx, s, reason)
+		}); err != nil {
+			r.m.logger.Error("could not store a session transition", "session_id", r.id, "status", wabsync.StatusLoggedOut, "err", err)
+		}
 		r.stopped = true
 		go r.m.dropRunner(r)
 	case wabsync.EngineStreamReplaced:

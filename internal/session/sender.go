@@ -163,7 +163,7 @@ func (m *Manager) sendBatches(ctx context.Context, r *runner, bs wabsync.BatchSe
 		idx := make([]int, 0, n)
 		prepErr := make([]*wabsync.MessageError, n)
 		for i, msg := range chunk {
-			out, ferr := m.outgoing(ctx, msg)
+			out, ferr := m.prepare(ctx, r, msg)
 			if ferr != nil {
 				prepErr[i] = ferr
 				continue
@@ -269,7 +269,7 @@ func (m *Manager) sendQueued(r *runner) (int, bool) {
 		if !ok {
 			return i, false
 		}
-		out, ferr := m.outgoing(ctx, msg)
+		out, ferr := m.prepare(ctx, r, msg)
 		if ferr != nil {
 			if err := m.db.MarkFailed(ctx, r.id, msg.ID, ferr.Code, ferr.Message, began); err != nil {
 				return i, true
@@ -295,6 +295,30 @@ func (m *Manager) sendQueued(r *runner) (int, bool) {
 		}
 	}
 	return len(batch), false
+}
+
+// prepare checks that msg may go from the account the session is linked
+// to now, and builds its engine's form (outgoing).
+func (m *Manager) prepare(ctx context.Context, r *runner, msg *wabsync.Message) (*wabsync.OutgoingMessage, *wabsync.MessageError) {
+	if e := r.accountChanged(msg); e != nil {
+		return nil, e
+	}
+	return m.outgoing(ctx, msg)
+}
+
+// accountChanged refuses a message accepted while the session was linked
+// to another account than the one it is linked to now (a logout and a new
+// link in between): it must not go out from a number it was not written
+// for. A message accepted while no account was linked goes from the next.
+func (r *runner) accountChanged(msg *wabsync.Message) *wabsync.MessageError {
+	r.mu.Lock()
+	phone := r.phone
+	r.mu.Unlock()
+	if msg.From == "" || msg.From == phone {
+		return nil
+	}
+	return &wabsync.MessageError{Code: wabsync.MsgErrLoggedOut,
+		Message: "The session was logged out and linked to another account after this message was accepted for " + msg.From + "; it is not sent from the new one."}
 }
 
 // outgoing builds the engine's form of a stored message, resolving the

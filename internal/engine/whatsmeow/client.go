@@ -2,7 +2,10 @@ package whatsmeow
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -12,7 +15,10 @@ import (
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	waLog "go.mau.fi/whatsmeow/util/log"
+	"golang.org/x/net/proxy"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/wabsync/wabsync/internal/safehttp"
 )
 
 // waClient is the subset of *whatsmeow.Client the engine uses. Everything the
@@ -58,7 +64,10 @@ type clientConfig struct {
 	// DeviceName is what the phone shows in its list of linked devices.
 	DeviceName string
 	Proxy      string
-	Logger     waLog.Logger
+	// AllowPrivateProxy lets the proxy be on a loopback, private or
+	// link-local address (WABSYNC_ALLOW_PRIVATE_URLS).
+	AllowPrivateProxy bool
+	Logger            waLog.Logger
 }
 
 // newRealClient makes a whatsmeow client for dev, configured for WabSync:
@@ -82,11 +91,45 @@ func newRealClient(dev *store.Device, cfg clientConfig) (waClient, error) {
 		return clientPayload(cli.Store, name)
 	}
 	if cfg.Proxy != "" {
-		if err := cli.SetProxyAddress(cfg.Proxy); err != nil {
+		if err := setProxy(cli, cfg.Proxy, cfg.AllowPrivateProxy); err != nil {
 			return nil, err
 		}
 	}
 	return realClient{cli}, nil
+}
+
+// setProxy routes the client's websocket and media connections through the
+// proxy at raw. The proxy is dialled by safehttp's dialer, which refuses
+// loopback, private, link-local and metadata addresses (unless
+// allowPrivate) at dial time, on the addresses the name resolves to then:
+// a session's proxy must not reach the server's own network, even when its
+// name resolved to a public address when it was set.
+func setProxy(cli *whatsmeow.Client, raw string, allowPrivate bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	dial := safehttp.NewDialer(allowPrivate, 30*time.Second)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	switch u.Scheme {
+	case "http", "https":
+		tr.Proxy = http.ProxyURL(u)
+		tr.DialContext = dial.DialContext // only ever dials the proxy
+	case "socks5":
+		px, err := proxy.FromURL(u, dial)
+		if err != nil {
+			return err
+		}
+		tr.Proxy = nil
+		tr.DialContext = px.(proxy.ContextDialer).DialContext
+	default:
+		return fmt.Errorf("unsupported proxy scheme %q", u.Scheme)
+	}
+	hc := &http.Client{Transport: tr}
+	cli.SetPreLoginHTTPClient(hc)
+	cli.SetWebsocketHTTPClient(hc)
+	cli.SetMediaHTTPClient(hc)
+	return nil
 }
 
 // clientPayload is the payload whatsmeow would send at login, except that the

@@ -175,7 +175,7 @@ func TestConnectTimesOutOnSilentNetwork(t *testing.T) {
 		}
 	}()
 	const timeout = time.Second
-	f, err := NewFactory(context.Background(), MustOpenSQLite(t), "sqlite3", testLogger(t), Options{ConnectTimeout: timeout})
+	f, err := NewFactory(context.Background(), MustOpenSQLite(t), "sqlite3", testLogger(t), Options{ConnectTimeout: timeout, AllowPrivateProxy: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,15 +2,21 @@ package whatsmeow
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
 
 	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/safehttp"
 )
 
 // Engine is one session's link to WhatsApp through whatsmeow. It implements
@@ -118,6 +124,41 @@ func connectFailed(msg string, permanent bool) *wabsync.EngineError {
 
 var errEngineClosed = connectFailed("the engine is closed", true)
 
+// unreachable says why a connection attempt could not reach WhatsApp, in
+// fixed words: never the error's own text, which can carry what a remote
+// sent (a proxy's answer, or whatever listens at the proxy's address).
+func (e *Engine) unreachable(err error) string {
+	via := "could not reach WhatsApp: "
+	if e.opts.Config.Proxy != "" {
+		via = "could not reach WhatsApp through the proxy: "
+	}
+	return via + dialFailure(err)
+}
+
+// dialFailure classifies a failed dial or handshake.
+func dialFailure(err error) string {
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	var recErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, safehttp.ErrBlockedAddress):
+		return "its address is not allowed (loopback, private, link-local or reserved)"
+	case errors.As(err, &dnsErr):
+		return "a host name did not resolve"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the connection was refused"
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return "the network is unreachable"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "the connection timed out"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the connection was closed"
+	case errors.As(err, &recErr):
+		return "the answer was not TLS"
+	}
+	return "the connection or its handshake failed"
+}
+
 // Connect opens the connection to WhatsApp.
 //
 // For a device that is not linked it dials, then waits for the first QR code
@@ -215,8 +256,10 @@ func (e *Engine) connect(ctx context.Context) (after []wabsync.EngineEvent, err 
 		if connCtx.Err() != nil {
 			return timedOut("answer")
 		}
-		e.log.Info("whatsmeow: connect failed", "err", err)
-		return fail("could not reach WhatsApp: " + safeDetail(err))
+		// Not the error's text: it can carry what the proxy answered.
+		why := e.unreachable(err)
+		e.log.Info("whatsmeow: connect failed", "why", why, "err_type", fmt.Sprintf("%T", err))
+		return fail(why)
 	}
 
 	if !linked {
@@ -301,9 +344,10 @@ func (e *Engine) ensureClient(ctx context.Context) (waClient, []wabsync.EngineEv
 			&wabsync.EngineError{Code: wabsync.MsgErrLoggedOut, Message: reason, Permanent: true}
 	}
 	cli, err = e.f.opts.newClient(dev, clientConfig{
-		DeviceName: e.f.deviceName(e.opts.Name),
-		Proxy:      e.opts.Config.Proxy,
-		Logger:     newWALogger(e.log, ""),
+		DeviceName:        e.f.deviceName(e.opts.Name),
+		Proxy:             e.opts.Config.Proxy,
+		AllowPrivateProxy: e.f.opts.AllowPrivateProxy,
+		Logger:            newWALogger(e.log, ""),
 	})
 	if err != nil {
 		return nil, nil, connectFailed("could not set up the client: "+safeDetail(err), true)

@@ -38,6 +38,11 @@ type Options struct {
 	// decrypted after download (default: the system's temporary directory).
 	// Files are removed as soon as they are no longer needed.
 	TempDir string
+	// AllowPrivateProxy lets a session's proxy be on a loopback, private,
+	// link-local or metadata address (WABSYNC_ALLOW_PRIVATE_URLS): for
+	// tests and local development only. By default such a proxy is refused
+	// when it is dialled.
+	AllowPrivateProxy bool
 
 	// newClient replaces the whatsmeow client in tests.
 	newClient func(dev *store.Device, cfg clientConfig) (waClient, error)
