@@ -32,6 +32,10 @@ type Config struct {
 	WebhookTimeout   time.Duration
 	NodeCapacity     int
 	LeaseTTL         time.Duration
+	// MaxStreams and MaxStreamsPerToken cap the open event streams of a
+	// node, in all and per token.
+	MaxStreams         int
+	MaxStreamsPerToken int
 
 	// Internal knobs for tests (not configurable from outside).
 	ReconnectBase time.Duration
@@ -179,6 +183,22 @@ var settings = []setting{
 			return fmt.Errorf("must be an integer from 1 to 1000")
 		}
 		c.SendBurst = n
+		return nil
+	}},
+	{"WABSYNC_MAX_STREAMS", "max-streams", "1000", "most event streams open on this node", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000000 {
+			return fmt.Errorf("must be an integer from 1 to 1000000")
+		}
+		c.MaxStreams = n
+		return nil
+	}},
+	{"WABSYNC_MAX_STREAMS_PER_TOKEN", "max-streams-per-token", "10", "most event streams one token may have open on this node", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000000 {
+			return fmt.Errorf("must be an integer from 1 to 1000000")
+		}
+		c.MaxStreamsPerToken = n
 		return nil
 	}},
 }

@@ -113,12 +113,10 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) er
 // authenticate resolves the bearer token, through a short-lived cache keyed
 // by the token's hash.
 func (s *Server) authenticate(r *http.Request) (*wabsync.Principal, error) {
-	h := r.Header.Get("Authorization")
-	const prefix = "Bearer "
-	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+	tok, ok := bearerToken(r)
+	if !ok {
 		return nil, errorf(wabsync.EUnauthorized, "Send the token as Authorization: Bearer <token>.")
 	}
-	tok := strings.TrimSpace(h[len(prefix):])
 	if len(tok) < 20 || len(tok) > 200 {
 		return nil, errorf(wabsync.EUnauthorized, "The token is missing, malformed, unknown or revoked.")
 	}
@@ -139,7 +137,20 @@ func (s *Server) authenticate(r *http.Request) (*wabsync.Principal, error) {
 	return p, nil
 }
 
-// ForgetSessionTokens evicts cached tokens of a session (rotation, deletion).
+// bearerToken returns the token of the Authorization header.
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(prefix):]), true
+}
+
+// ForgetSessionTokens evicts cached tokens of a session and makes its open
+// event streams check whether they may go on (rotation, deletion). Every
+// node calls it: the one that made the change, and the others when notified
+// (ChanTokens).
 func (s *Server) ForgetSessionTokens(sessionID string) {
 	s.tokens.Range(func(k, v any) bool {
 		if v.(*cachedPrincipal).p.SessionID == sessionID {
@@ -147,6 +158,7 @@ func (s *Server) ForgetSessionTokens(sessionID string) {
 		}
 		return true
 	})
+	s.streams.poke(sessionID)
 }
 
 func clientIP(r *http.Request) string {

@@ -28,6 +28,10 @@ type Config struct {
 	PublicURL        string
 	AllowPrivateURLs bool
 	MetricsPublic    bool // /metrics without a token
+	// MaxStreams and MaxStreamsPerToken cap the event streams open on this
+	// node, in all and per token (zero: the defaults).
+	MaxStreams         int
+	MaxStreamsPerToken int
 }
 
 // Server serves the API.
@@ -50,6 +54,7 @@ type Server struct {
 	nodeID         string
 	proxyTransport http.RoundTripper
 
+	streams       *streams
 	closeStreams  sync.Once
 	streamsClosed chan struct{}
 	ready         atomic.Bool
@@ -79,7 +84,8 @@ func New(cfg Config, db *store.DB, limiter *ratelimit.Limiter, deps Deps, logger
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: db, limiter: limiter, logger: logger, deps: deps, mux: http.NewServeMux(), streamsClosed: make(chan struct{})}
+	s := &Server{cfg: cfg, db: db, limiter: limiter, logger: logger, deps: deps, mux: http.NewServeMux(), streamsClosed: make(chan struct{}),
+		streams: newStreams(cfg.MaxStreams, cfg.MaxStreamsPerToken)}
 	s.metrics = newMetrics(db)
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
