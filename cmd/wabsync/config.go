@@ -36,6 +36,10 @@ type Config struct {
 	// node, in all and per token.
 	MaxStreams         int
 	MaxStreamsPerToken int
+	// ReadTimeout bounds the reading of a request, body included, except on
+	// upload routes, which must keep UploadMinRate (bytes per second).
+	ReadTimeout   time.Duration
+	UploadMinRate int64
 
 	// Internal knobs for tests (not configurable from outside).
 	ReconnectBase time.Duration
@@ -199,6 +203,22 @@ var settings = []setting{
 			return fmt.Errorf("must be an integer from 1 to 1000000")
 		}
 		c.MaxStreamsPerToken = n
+		return nil
+	}},
+	{"WABSYNC_READ_TIMEOUT", "read-timeout", "30s", "how long a client has to send a request, body included (uploads: see WABSYNC_UPLOAD_MIN_RATE)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > 10*time.Minute {
+			return fmt.Errorf("must be a duration from 100ms to 10m, like 30s")
+		}
+		c.ReadTimeout = d
+		return nil
+	}},
+	{"WABSYNC_UPLOAD_MIN_RATE", "upload-min-rate", "16384", "bytes per second a file upload must average, after WABSYNC_READ_TIMEOUT of grace", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > 1<<30 {
+			return fmt.Errorf("must be a number of bytes per second from 1 to 1073741824")
+		}
+		c.UploadMinRate = n
 		return nil
 	}},
 }

@@ -226,7 +226,8 @@ func (m *Main) Run(ctx context.Context) error {
 	factories := map[string]wabsync.EngineFactory{wabsync.EngineSandbox: m.Sandbox, wabsync.EngineWhatsmeow: wm}
 
 	m.API = httpapi.New(httpapi.Config{MaxUpload: cfg.MaxUpload, PublicURL: cfg.PublicURL, AllowPrivateURLs: cfg.AllowPrivateURLs,
-		MetricsPublic: cfg.MetricsPublic, MaxStreams: cfg.MaxStreams, MaxStreamsPerToken: cfg.MaxStreamsPerToken}, db, lim, httpapi.Deps{}, m.Logger)
+		MetricsPublic: cfg.MetricsPublic, MaxStreams: cfg.MaxStreams, MaxStreamsPerToken: cfg.MaxStreamsPerToken,
+		ReadTimeout: cfg.ReadTimeout, UploadMinRate: cfg.UploadMinRate}, db, lim, httpapi.Deps{}, m.Logger)
 	m.Sessions = session.NewManager(session.Options{DB: db, Factories: factories, Logger: m.Logger,
 		ReconnectBase: cfg.ReconnectBase, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
 		OnTokensChanged: m.API.ForgetSessionTokens, Blobs: blobOpener{blobs},
@@ -254,11 +255,13 @@ func (m *Main) Run(ctx context.Context) error {
 	m.server = &http.Server{
 		Handler:           m.API,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       10 * time.Minute, // large uploads
-		WriteTimeout:      10 * time.Minute, // SSE streams lift it per request
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
+		// Uploads lift the read timeout while their body keeps a minimum
+		// rate; event streams lift both timeouts.
+		ReadTimeout:    cfg.ReadTimeout,
+		WriteTimeout:   10 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
 	}
 	m.server.RegisterOnShutdown(m.API.CloseStreams)
 	m.API.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

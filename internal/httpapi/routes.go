@@ -72,30 +72,20 @@ func (s *Server) wrap(rt route) http.Handler {
 }
 
 func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) error {
-	acc := rt.access
-	if acc == metricsAuth {
-		if s.cfg.MetricsPublic {
-			acc = public
-		} else {
-			acc = adminOnly
-		}
+	p, err := s.admit(w, r, rt)
+	if err != nil {
+		// Refused before the handler: nothing reads the body.
+		dropBody(w, r)
+		return err
 	}
-	if acc == public {
-		if s.limiter != nil && !s.limiter.Allow(w, r, "ip:"+clientIP(r)) {
-			return errorf(wabsync.ERateLimited, "Too many requests; retry after the time in Retry-After.")
+	if p == nil {
+		// Public routes take no body.
+		if !dropBody(w, r) {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 		}
 		return rt.h(w, r)
 	}
-	p, err := s.authenticate(r)
-	if err != nil {
-		return err
-	}
-	if s.limiter != nil && !s.limiter.Allow(w, r, p.TokenID) {
-		return errorf(wabsync.ERateLimited, "Too many requests; retry after the time in Retry-After.")
-	}
-	if acc == adminOnly && !p.Admin {
-		return errorf(wabsync.EForbidden, "This route needs the admin token.")
-	}
+	s.guardBody(w, r, uploadRoutes[rt.pattern])
 	ctx := wabsync.NewContextWithPrincipal(r.Context(), p)
 	r = r.WithContext(ctx)
 	if ownerRoutes[rt.pattern] && s.nodeID != "" {
@@ -108,6 +98,36 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) er
 		}
 	}
 	return rt.h(w, r)
+}
+
+// admit authenticates and rate-limits the request, before anything reads
+// its body. It returns the caller, or nil on a public route.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route) (*wabsync.Principal, error) {
+	acc := rt.access
+	if acc == metricsAuth {
+		if s.cfg.MetricsPublic {
+			acc = public
+		} else {
+			acc = adminOnly
+		}
+	}
+	if acc == public {
+		if s.limiter != nil && !s.limiter.Allow(w, r, "ip:"+clientIP(r)) {
+			return nil, errorf(wabsync.ERateLimited, "Too many requests; retry after the time in Retry-After.")
+		}
+		return nil, nil
+	}
+	p, err := s.authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	if s.limiter != nil && !s.limiter.Allow(w, r, p.TokenID) {
+		return nil, errorf(wabsync.ERateLimited, "Too many requests; retry after the time in Retry-After.")
+	}
+	if acc == adminOnly && !p.Admin {
+		return nil, errorf(wabsync.EForbidden, "This route needs the admin token.")
+	}
+	return p, nil
 }
 
 // authenticate resolves the bearer token, through a short-lived cache keyed

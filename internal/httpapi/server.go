@@ -32,6 +32,11 @@ type Config struct {
 	// node, in all and per token (zero: the defaults).
 	MaxStreams         int
 	MaxStreamsPerToken int
+	// ReadTimeout is the server's read timeout (WABSYNC_READ_TIMEOUT);
+	// upload routes get it as grace on top of UploadMinRate, in bytes per
+	// second (WABSYNC_UPLOAD_MIN_RATE). Zero: the defaults.
+	ReadTimeout   time.Duration
+	UploadMinRate int64
 }
 
 // Server serves the API.
@@ -83,6 +88,12 @@ func New(cfg Config, db *store.DB, limiter *ratelimit.Limiter, deps Deps, logger
 	}
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 64 << 20
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.UploadMinRate == 0 {
+		cfg.UploadMinRate = DefaultUploadMinRate
 	}
 	s := &Server{cfg: cfg, db: db, limiter: limiter, logger: logger, deps: deps, mux: http.NewServeMux(), streamsClosed: make(chan struct{}),
 		streams: newStreams(cfg.MaxStreams, cfg.MaxStreamsPerToken)}
@@ -179,7 +190,9 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// No route matched: let the mux decide between 404, 405 and a redirect,
-	// then replace its plain-text body with the envelope.
+	// then replace its plain-text body with the envelope. Nothing reads the
+	// body.
+	dropBody(w, r)
 	cw := &captureWriter{header: http.Header{}}
 	h.ServeHTTP(cw, r)
 	start := time.Now()
