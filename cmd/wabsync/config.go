@@ -40,6 +40,10 @@ type Config struct {
 	// upload routes, which must keep UploadMinRate (bytes per second).
 	ReadTimeout   time.Duration
 	UploadMinRate int64
+	// AuthFailLimit failed authentications per AuthFailWindow from one
+	// client address; past it the address gets 429.
+	AuthFailLimit  int
+	AuthFailWindow time.Duration
 
 	// Internal knobs for tests (not configurable from outside).
 	ReconnectBase time.Duration
@@ -219,6 +223,22 @@ var settings = []setting{
 			return fmt.Errorf("must be a number of bytes per second from 1 to 1073741824")
 		}
 		c.UploadMinRate = n
+		return nil
+	}},
+	{"WABSYNC_AUTH_FAIL_LIMIT", "auth-fail-limit", "30", "failed authentications per window from one client address before it gets 429", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("must be a positive integer")
+		}
+		c.AuthFailLimit = n
+		return nil
+	}},
+	{"WABSYNC_AUTH_FAIL_WINDOW", "auth-fail-window", "1m", "window of WABSYNC_AUTH_FAIL_LIMIT (Go duration)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			return fmt.Errorf("must be a duration from 1s to 24h, like 1m")
+		}
+		c.AuthFailWindow = d
 		return nil
 	}},
 }

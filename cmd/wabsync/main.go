@@ -107,8 +107,10 @@ type Main struct {
 	Bus      *eventbus.Bus
 	API      *httpapi.Server
 	Limiter  *ratelimit.Limiter
-	Blobs    *media.Store
-	Webhooks *webhook.Dispatcher
+	// authLimiter counts failed authentications per client address.
+	authLimiter *ratelimit.Limiter
+	Blobs       *media.Store
+	Webhooks    *webhook.Dispatcher
 
 	listener net.Listener
 	server   *http.Server
@@ -189,6 +191,18 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("rate limiter: %w", err)
 	}
 	m.Limiter = lim
+	// Failed authentications count per client address, in a budget of
+	// their own (shared through Redis too).
+	authPrefix := cfg.redisPrefix
+	if authPrefix == "" {
+		authPrefix = ratelimit.DefaultRedisPrefix
+	}
+	authLim, err := ratelimit.New(ratelimit.Config{Limit: cfg.AuthFailLimit, Window: cfg.AuthFailWindow, RedisURL: cfg.RedisURL,
+		RedisPrefix: authPrefix + ":authfail", Logger: m.Logger})
+	if err != nil {
+		return fmt.Errorf("failed-authentication limiter: %w", err)
+	}
+	m.authLimiter = authLim
 
 	blobs, err := media.NewStore(filepath.Join(cfg.DataDir, "media"))
 	if err != nil {
@@ -227,7 +241,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.API = httpapi.New(httpapi.Config{MaxUpload: cfg.MaxUpload, PublicURL: cfg.PublicURL, AllowPrivateURLs: cfg.AllowPrivateURLs,
 		MetricsPublic: cfg.MetricsPublic, MaxStreams: cfg.MaxStreams, MaxStreamsPerToken: cfg.MaxStreamsPerToken,
-		ReadTimeout: cfg.ReadTimeout, UploadMinRate: cfg.UploadMinRate}, db, lim, httpapi.Deps{}, m.Logger)
+		ReadTimeout: cfg.ReadTimeout, UploadMinRate: cfg.UploadMinRate}, db, lim, httpapi.Deps{AuthFailures: authLim}, m.Logger)
 	m.Sessions = session.NewManager(session.Options{DB: db, Factories: factories, Logger: m.Logger,
 		ReconnectBase: cfg.ReconnectBase, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
 		OnTokensChanged: m.API.ForgetSessionTokens, Blobs: blobOpener{blobs},
@@ -370,6 +384,9 @@ func (m *Main) Close() error {
 	}
 	if m.Limiter != nil {
 		_ = m.Limiter.Close()
+	}
+	if m.authLimiter != nil {
+		_ = m.authLimiter.Close()
 	}
 	if m.DB != nil {
 		return m.DB.Close()

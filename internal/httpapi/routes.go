@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -117,7 +118,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route) (*wabsy
 		}
 		return nil, nil
 	}
-	p, err := s.authenticate(r)
+	p, err := s.authenticate(w, r)
 	if err != nil {
 		return nil, err
 	}
@@ -131,29 +132,57 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route) (*wabsy
 }
 
 // authenticate resolves the bearer token, through a short-lived cache keyed
-// by the token's hash.
-func (s *Server) authenticate(r *http.Request) (*wabsync.Principal, error) {
+// by the token's hash. Failures count against the client's address
+// (authGate); an address past the limit is refused before the database is
+// asked, unless its token is in the cache (known good).
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*wabsync.Principal, error) {
 	tok, ok := bearerToken(r)
+	key := store.HashToken(tok)
+	if ok {
+		if p := s.cachedToken(key); p != nil {
+			return p, nil
+		}
+	}
+	ip := clientIP(r)
+	if err := s.authGate.check(w, ip); err != nil {
+		return nil, err
+	}
+	p, err := s.resolveToken(r, tok, ok, key)
+	var e *wabsync.Error
+	if errors.As(err, &e) && e.Code == wabsync.EUnauthorized {
+		return nil, s.authGate.fail(w, r, ip, err)
+	}
+	return p, err
+}
+
+// cachedToken returns the cached principal of a token hash, if fresh.
+func (s *Server) cachedToken(key string) *wabsync.Principal {
+	v, ok := s.tokens.Load(key)
+	if !ok {
+		return nil
+	}
+	c := v.(*cachedPrincipal)
+	if c.expires > time.Now().UnixNano() {
+		return c.p
+	}
+	s.tokens.Delete(key)
+	return nil
+}
+
+// resolveToken checks the token's form and asks the database, caching what
+// it finds.
+func (s *Server) resolveToken(r *http.Request, tok string, ok bool, key string) (*wabsync.Principal, error) {
 	if !ok {
 		return nil, errorf(wabsync.EUnauthorized, "Send the token as Authorization: Bearer <token>.")
 	}
 	if len(tok) < 20 || len(tok) > 200 {
 		return nil, errorf(wabsync.EUnauthorized, "The token is missing, malformed, unknown or revoked.")
 	}
-	key := store.HashToken(tok)
-	now := time.Now().UnixNano()
-	if v, ok := s.tokens.Load(key); ok {
-		c := v.(*cachedPrincipal)
-		if c.expires > now {
-			return c.p, nil
-		}
-		s.tokens.Delete(key)
-	}
 	p, err := s.db.Authenticate(r.Context(), tok)
 	if err != nil {
 		return nil, err
 	}
-	s.tokens.Store(key, &cachedPrincipal{p: p, expires: now + int64(tokenCacheTTL)})
+	s.tokens.Store(key, &cachedPrincipal{p: p, expires: time.Now().UnixNano() + int64(tokenCacheTTL)})
 	return p, nil
 }
 

@@ -60,6 +60,7 @@ type Server struct {
 	proxyTransport http.RoundTripper
 
 	streams       *streams
+	authGate      *authGate
 	closeStreams  sync.Once
 	streamsClosed chan struct{}
 	ready         atomic.Bool
@@ -70,6 +71,9 @@ type Server struct {
 // Deps are the services the handlers call.
 type Deps struct {
 	Sessions SessionService
+	// AuthFailures counts failed authentications per client address
+	// (WABSYNC_AUTH_FAIL_LIMIT); nil: no limit.
+	AuthFailures *ratelimit.Limiter
 }
 
 type cachedPrincipal struct {
@@ -96,7 +100,7 @@ func New(cfg Config, db *store.DB, limiter *ratelimit.Limiter, deps Deps, logger
 		cfg.UploadMinRate = DefaultUploadMinRate
 	}
 	s := &Server{cfg: cfg, db: db, limiter: limiter, logger: logger, deps: deps, mux: http.NewServeMux(), streamsClosed: make(chan struct{}),
-		streams: newStreams(cfg.MaxStreams, cfg.MaxStreamsPerToken)}
+		streams: newStreams(cfg.MaxStreams, cfg.MaxStreamsPerToken), authGate: newAuthGate(deps.AuthFailures)}
 	s.metrics = newMetrics(db)
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
