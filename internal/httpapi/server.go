@@ -82,7 +82,9 @@ type cachedPrincipal struct {
 }
 
 // tokenCacheTTL bounds how long a resolved token is trusted without asking
-// the database. Rotation and deletion on this node evict at once.
+// the database. Rotation and deletion evict at once on this node, and on
+// the others when notified (ChanTokens); this bound holds only when a node
+// missed the notification. api/openapi.yaml (rotateSessionToken) documents it.
 const tokenCacheTTL = 5 * time.Second
 
 // New returns a server.
