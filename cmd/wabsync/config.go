@@ -35,6 +35,18 @@ type Config struct {
 	LeaseTTL         time.Duration
 	MediaGCInterval  time.Duration
 	MediaGCGrace     time.Duration
+	// MaxStreams and MaxStreamsPerToken cap the open event streams of a
+	// node, in all and per token.
+	MaxStreams         int
+	MaxStreamsPerToken int
+	// ReadTimeout bounds the reading of a request, body included, except on
+	// upload routes, which must keep UploadMinRate (bytes per second).
+	ReadTimeout   time.Duration
+	UploadMinRate int64
+	// AuthFailLimit failed authentications per AuthFailWindow from one
+	// client address; past it the address gets 429.
+	AuthFailLimit  int
+	AuthFailWindow time.Duration
 
 	// Internal knobs for tests (not configurable from outside).
 	ReconnectBase time.Duration
@@ -206,6 +218,54 @@ var settings = []setting{
 			return fmt.Errorf("must be a duration from 1m to 720h, like 1h")
 		}
 		c.MediaGCGrace = d
+		return nil
+	}},
+	{"WABSYNC_MAX_STREAMS", "max-streams", "1000", "most event streams open on this node", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000000 {
+			return fmt.Errorf("must be an integer from 1 to 1000000")
+		}
+		c.MaxStreams = n
+		return nil
+	}},
+	{"WABSYNC_MAX_STREAMS_PER_TOKEN", "max-streams-per-token", "10", "most event streams one token may have open on this node", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000000 {
+			return fmt.Errorf("must be an integer from 1 to 1000000")
+		}
+		c.MaxStreamsPerToken = n
+		return nil
+	}},
+	{"WABSYNC_READ_TIMEOUT", "read-timeout", "30s", "how long a client has to send a request, body included (uploads: see WABSYNC_UPLOAD_MIN_RATE)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > 10*time.Minute {
+			return fmt.Errorf("must be a duration from 100ms to 10m, like 30s")
+		}
+		c.ReadTimeout = d
+		return nil
+	}},
+	{"WABSYNC_UPLOAD_MIN_RATE", "upload-min-rate", "16384", "bytes per second a file upload must average, after WABSYNC_READ_TIMEOUT of grace", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > 1<<30 {
+			return fmt.Errorf("must be a number of bytes per second from 1 to 1073741824")
+		}
+		c.UploadMinRate = n
+		return nil
+	}},
+	{"WABSYNC_AUTH_FAIL_LIMIT", "auth-fail-limit", "30", "failed authentications per window from one client address before it gets 429", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("must be a positive integer")
+		}
+		c.AuthFailLimit = n
+		return nil
+	}},
+	{"WABSYNC_AUTH_FAIL_WINDOW", "auth-fail-window", "1m", "window of WABSYNC_AUTH_FAIL_LIMIT (Go duration)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			return fmt.Errorf("must be a duration from 1s to 24h, like 1m")
+		}
+		c.AuthFailWindow = d
 		return nil
 	}},
 }

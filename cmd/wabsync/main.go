@@ -107,8 +107,10 @@ type Main struct {
 	Bus      *eventbus.Bus
 	API      *httpapi.Server
 	Limiter  *ratelimit.Limiter
-	Blobs    *media.Store
-	Webhooks *webhook.Dispatcher
+	// authLimiter counts failed authentications per client address.
+	authLimiter *ratelimit.Limiter
+	Blobs       *media.Store
+	Webhooks    *webhook.Dispatcher
 
 	listener net.Listener
 	server   *http.Server
@@ -196,6 +198,18 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("rate limiter: %w", err)
 	}
 	m.Limiter = lim
+	// Failed authentications count per client address, in a budget of
+	// their own (shared through Redis too).
+	authPrefix := cfg.redisPrefix
+	if authPrefix == "" {
+		authPrefix = ratelimit.DefaultRedisPrefix
+	}
+	authLim, err := ratelimit.New(ratelimit.Config{Limit: cfg.AuthFailLimit, Window: cfg.AuthFailWindow, RedisURL: cfg.RedisURL,
+		RedisPrefix: authPrefix + ":authfail", Logger: m.Logger})
+	if err != nil {
+		return fmt.Errorf("failed-authentication limiter: %w", err)
+	}
+	m.authLimiter = authLim
 
 	blobs, err := media.NewStore(filepath.Join(cfg.DataDir, "media"))
 	if err != nil {
@@ -233,7 +247,9 @@ func (m *Main) Run(ctx context.Context) error {
 	factories := map[string]wabsync.EngineFactory{wabsync.EngineSandbox: m.Sandbox, wabsync.EngineWhatsmeow: wm}
 
 	m.API = httpapi.New(httpapi.Config{MaxUpload: cfg.MaxUpload, PublicURL: cfg.PublicURL, AllowPrivateURLs: cfg.AllowPrivateURLs,
-		MetricsPublic: cfg.MetricsPublic, MinFreeDisk: cfg.MinFreeDisk, FreeDisk: m.freeDisk()}, db, lim, httpapi.Deps{}, m.Logger)
+		MetricsPublic: cfg.MetricsPublic, MinFreeDisk: cfg.MinFreeDisk, FreeDisk: m.freeDisk(),
+		MaxStreams: cfg.MaxStreams, MaxStreamsPerToken: cfg.MaxStreamsPerToken,
+		ReadTimeout: cfg.ReadTimeout, UploadMinRate: cfg.UploadMinRate}, db, lim, httpapi.Deps{AuthFailures: authLim}, m.Logger)
 	m.Sessions = session.NewManager(session.Options{DB: db, Factories: factories, Logger: m.Logger,
 		ReconnectBase: cfg.ReconnectBase, SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
 		OnTokensChanged: m.API.ForgetSessionTokens, Blobs: blobOpener{blobs},
@@ -261,11 +277,13 @@ func (m *Main) Run(ctx context.Context) error {
 	m.server = &http.Server{
 		Handler:           m.API,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       10 * time.Minute, // large uploads
-		WriteTimeout:      10 * time.Minute, // SSE streams lift it per request
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
+		// Uploads lift the read timeout while their body keeps a minimum
+		// rate; event streams lift both timeouts.
+		ReadTimeout:    cfg.ReadTimeout,
+		WriteTimeout:   10 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
 	}
 	m.server.RegisterOnShutdown(m.API.CloseStreams)
 	m.API.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -401,6 +419,9 @@ func (m *Main) Close() error {
 	}
 	if m.Limiter != nil {
 		_ = m.Limiter.Close()
+	}
+	if m.authLimiter != nil {
+		_ = m.authLimiter.Close()
 	}
 	if m.DB != nil {
 		return m.DB.Close()

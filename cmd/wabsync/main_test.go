@@ -57,6 +57,7 @@ func testConfig(tb testing.TB) Config {
 	cfg.LogLevel = "warn"
 	// Tests poll; the rate limit has its own tests.
 	cfg.RateLimit = 1 << 30
+	cfg.AuthFailLimit = 1 << 30
 	return cfg
 }
 

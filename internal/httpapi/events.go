@@ -36,6 +36,18 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.db.CachedSession(r.Context(), id); err != nil {
 		return err
 	}
+	st, err := s.streams.open(wabsync.PrincipalFromContext(r.Context()).TokenID, id)
+	if err != nil {
+		w.Header().Set("Retry-After", s.streams.retryAfter())
+		return err
+	}
+	defer s.streams.close(st)
+	// revoked reports whether the stream must end: its token was rotated or
+	// revoked, or its session deleted, since it was opened (asked of the
+	// database when told of a change, and at each heartbeat in case a
+	// notification was lost).
+	tok, _ := bearerToken(r)
+	revoked := func() bool { return !s.streamAllowed(r.Context(), tok, id) }
 	var last int64
 	resume := r.Header.Get("Last-Event-ID")
 	if resume == "" {
@@ -61,7 +73,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		defer s.bus.Unsubscribe(sub)
 	}
 	rc := http.NewResponseController(w)
+	// A stream lives until its client goes: no server deadline applies.
 	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetReadDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -118,7 +132,19 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	poll := time.NewTicker(ssePoll)
 	defer poll.Stop()
 	for {
+		// A pending check comes before any further event.
 		select {
+		case <-st.recheck:
+			if revoked() {
+				return nil
+			}
+		default:
+		}
+		select {
+		case <-st.recheck:
+			if revoked() {
+				return nil
+			}
 		case <-r.Context().Done():
 			return nil
 		case <-s.streamsClosed:
@@ -148,6 +174,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 				return nil
 			}
 		case <-heart.C:
+			if revoked() {
+				return nil
+			}
 			bw.WriteString(": heartbeat\n\n")
 			if flush() != nil {
 				return nil

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -72,33 +73,23 @@ func (s *Server) wrap(rt route) http.Handler {
 }
 
 func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) error {
-	if err := checkRequestText(r, rt.pattern); err != nil {
+	p, err := s.admit(w, r, rt)
+	if err == nil {
+		err = checkRequestText(r, rt.pattern)
+	}
+	if err != nil {
+		// Refused before the handler: nothing reads the body.
+		dropBody(w, r)
 		return err
 	}
-	acc := rt.access
-	if acc == metricsAuth {
-		if s.cfg.MetricsPublic {
-			acc = public
-		} else {
-			acc = adminOnly
-		}
-	}
-	if acc == public {
-		if s.limiter != nil && !s.limiter.Allow(w, r, "ip:"+clientIP(r)) {
-			return errorf(wabsync.ERateLimited, "Too many requests; retry after the time in Retry-After.")
+	if p == nil {
+		// Public routes take no body.
+		if !dropBody(w, r) {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 		}
 		return rt.h(w, r)
 	}
-	p, err := s.authenticate(r)
-	if err != nil {
-		return err
-	}
-	if s.limiter != nil && !s.limiter.Allow(w, r, p.TokenID) {
-		return errorf(wabsync.ERateLimited, "Too many requests; retry after the time in Retry-After.")
-	}
-	if acc == adminOnly && !p.Admin {
-		return errorf(wabsync.EForbidden, "This route needs the admin token.")
-	}
+	s.guardBody(w, r, uploadRoutes[rt.pattern])
 	ctx := wabsync.NewContextWithPrincipal(r.Context(), p)
 	r = r.WithContext(ctx)
 	if ownerRoutes[rt.pattern] && s.nodeID != "" {
@@ -113,36 +104,105 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) er
 	return rt.h(w, r)
 }
 
+// admit authenticates and rate-limits the request, before anything reads
+// its body. It returns the caller, or nil on a public route.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route) (*wabsync.Principal, error) {
+	acc := rt.access
+	if acc == metricsAuth {
+		if s.cfg.MetricsPublic {
+			acc = public
+		} else {
+			acc = adminOnly
+		}
+	}
+	if acc == public {
+		if s.limiter != nil && !s.limiter.Allow(w, r, "ip:"+clientIP(r)) {
+			return nil, errorf(wabsync.ERateLimited, "Too many requests; retry after the time in Retry-After.")
+		}
+		return nil, nil
+	}
+	p, err := s.authenticate(w, r)
+	if err != nil {
+		return nil, err
+	}
+	if s.limiter != nil && !s.limiter.Allow(w, r, p.TokenID) {
+		return nil, errorf(wabsync.ERateLimited, "Too many requests; retry after the time in Retry-After.")
+	}
+	if acc == adminOnly && !p.Admin {
+		return nil, errorf(wabsync.EForbidden, "This route needs the admin token.")
+	}
+	return p, nil
+}
+
 // authenticate resolves the bearer token, through a short-lived cache keyed
-// by the token's hash.
-func (s *Server) authenticate(r *http.Request) (*wabsync.Principal, error) {
-	h := r.Header.Get("Authorization")
-	const prefix = "Bearer "
-	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+// by the token's hash. Failures count against the client's address
+// (authGate); an address past the limit is refused before the database is
+// asked, unless its token is in the cache (known good).
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*wabsync.Principal, error) {
+	tok, ok := bearerToken(r)
+	key := store.HashToken(tok)
+	if ok {
+		if p := s.cachedToken(key); p != nil {
+			return p, nil
+		}
+	}
+	ip := clientIP(r)
+	if err := s.authGate.check(w, ip); err != nil {
+		return nil, err
+	}
+	p, err := s.resolveToken(r, tok, ok, key)
+	var e *wabsync.Error
+	if errors.As(err, &e) && e.Code == wabsync.EUnauthorized {
+		return nil, s.authGate.fail(w, r, ip, err)
+	}
+	return p, err
+}
+
+// cachedToken returns the cached principal of a token hash, if fresh.
+func (s *Server) cachedToken(key string) *wabsync.Principal {
+	v, ok := s.tokens.Load(key)
+	if !ok {
+		return nil
+	}
+	c := v.(*cachedPrincipal)
+	if c.expires > time.Now().UnixNano() {
+		return c.p
+	}
+	s.tokens.Delete(key)
+	return nil
+}
+
+// resolveToken checks the token's form and asks the database, caching what
+// it finds.
+func (s *Server) resolveToken(r *http.Request, tok string, ok bool, key string) (*wabsync.Principal, error) {
+	if !ok {
 		return nil, errorf(wabsync.EUnauthorized, "Send the token as Authorization: Bearer <token>.")
 	}
-	tok := strings.TrimSpace(h[len(prefix):])
 	if len(tok) < 20 || len(tok) > 200 {
 		return nil, errorf(wabsync.EUnauthorized, "The token is missing, malformed, unknown or revoked.")
-	}
-	key := store.HashToken(tok)
-	now := time.Now().UnixNano()
-	if v, ok := s.tokens.Load(key); ok {
-		c := v.(*cachedPrincipal)
-		if c.expires > now {
-			return c.p, nil
-		}
-		s.tokens.Delete(key)
 	}
 	p, err := s.db.Authenticate(r.Context(), tok)
 	if err != nil {
 		return nil, err
 	}
-	s.tokens.Store(key, &cachedPrincipal{p: p, expires: now + int64(tokenCacheTTL)})
+	s.tokens.Store(key, &cachedPrincipal{p: p, expires: time.Now().UnixNano() + int64(tokenCacheTTL)})
 	return p, nil
 }
 
-// ForgetSessionTokens evicts cached tokens of a session (rotation, deletion).
+// bearerToken returns the token of the Authorization header.
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(prefix):]), true
+}
+
+// ForgetSessionTokens evicts cached tokens of a session and makes its open
+// event streams check whether they may go on (rotation, deletion). Every
+// node calls it: the one that made the change, and the others when notified
+// (ChanTokens).
 func (s *Server) ForgetSessionTokens(sessionID string) {
 	s.tokens.Range(func(k, v any) bool {
 		if v.(*cachedPrincipal).p.SessionID == sessionID {
@@ -150,6 +210,7 @@ func (s *Server) ForgetSessionTokens(sessionID string) {
 		}
 		return true
 	})
+	s.streams.poke(sessionID)
 }
 
 func clientIP(r *http.Request) string {

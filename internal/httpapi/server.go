@@ -32,6 +32,15 @@ type Config struct {
 	// 503 (WABSYNC_MIN_FREE_DISK; 0: not checked), as FreeDisk measures it.
 	MinFreeDisk int64
 	FreeDisk    func() (uint64, error)
+	// MaxStreams and MaxStreamsPerToken cap the event streams open on this
+	// node, in all and per token (zero: the defaults).
+	MaxStreams         int
+	MaxStreamsPerToken int
+	// ReadTimeout is the server's read timeout (WABSYNC_READ_TIMEOUT);
+	// upload routes get it as grace on top of UploadMinRate, in bytes per
+	// second (WABSYNC_UPLOAD_MIN_RATE). Zero: the defaults.
+	ReadTimeout   time.Duration
+	UploadMinRate int64
 }
 
 // Server serves the API.
@@ -54,6 +63,8 @@ type Server struct {
 	nodeID         string
 	proxyTransport http.RoundTripper
 
+	streams       *streams
+	authGate      *authGate
 	closeStreams  sync.Once
 	streamsClosed chan struct{}
 	ready         atomic.Bool
@@ -68,6 +79,9 @@ type Server struct {
 // Deps are the services the handlers call.
 type Deps struct {
 	Sessions SessionService
+	// AuthFailures counts failed authentications per client address
+	// (WABSYNC_AUTH_FAIL_LIMIT); nil: no limit.
+	AuthFailures *ratelimit.Limiter
 }
 
 type cachedPrincipal struct {
@@ -76,7 +90,9 @@ type cachedPrincipal struct {
 }
 
 // tokenCacheTTL bounds how long a resolved token is trusted without asking
-// the database. Rotation and deletion on this node evict at once.
+// the database. Rotation and deletion evict at once on this node, and on
+// the others when notified (ChanTokens); this bound holds only when a node
+// missed the notification. api/openapi.yaml (rotateSessionToken) documents it.
 const tokenCacheTTL = 5 * time.Second
 
 // New returns a server.
@@ -87,7 +103,14 @@ func New(cfg Config, db *store.DB, limiter *ratelimit.Limiter, deps Deps, logger
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: db, limiter: limiter, logger: logger, deps: deps, mux: http.NewServeMux(), streamsClosed: make(chan struct{})}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.UploadMinRate == 0 {
+		cfg.UploadMinRate = DefaultUploadMinRate
+	}
+	s := &Server{cfg: cfg, db: db, limiter: limiter, logger: logger, deps: deps, mux: http.NewServeMux(), streamsClosed: make(chan struct{}),
+		streams: newStreams(cfg.MaxStreams, cfg.MaxStreamsPerToken), authGate: newAuthGate(deps.AuthFailures)}
 	s.metrics = newMetrics(db)
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
@@ -181,7 +204,9 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// No route matched: let the mux decide between 404, 405 and a redirect,
-	// then replace its plain-text body with the envelope.
+	// then replace its plain-text body with the envelope. Nothing reads the
+	// body.
+	dropBody(w, r)
 	cw := &captureWriter{header: http.Header{}}
 	h.ServeHTTP(cw, r)
 	start := time.Now()
