@@ -1071,7 +1071,7 @@ type ReactionEntry struct {
 type Readiness struct {
 	// Checks Each dependency checked and its state (`ok`).
 	//
-	// Example: {"database":"ok"}
+	// Example: {"database":"ok","disk":"ok"}
 	Checks map[string]string `json:"checks,omitempty"`
 	Status ReadinessStatus   `json:"status"`
 }
@@ -2425,8 +2425,11 @@ type ClientInterface interface {
 	//
 	// `200` when the server can do its work: storage and queues reachable. `503 UNAVAILABLE` otherwise
 	// (also while shutting down), with `details` naming each failing check: `database` (`unreachable`, or
-	// `failing` once the disk failed to sync its log: the server then stores nothing until restarted) or
-	// `server` (`shutting down`). For readiness probes and load balancers.
+	// `failing` while writes fail for want of room or a failing disk — it clears once a write commits, or
+	// 15 seconds after the last failure — or once the disk failed to sync its log: the server then stores
+	// nothing until restarted), `disk` (`low`: less free space on the data directory's disk than
+	// `WABSYNC_MIN_FREE_DISK`; `unknown`: it could not be measured) or `server` (`shutting down`). For
+	// readiness probes and load balancers.
 	//
 	// Corresponds with GET /api/v1/ready (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2637,8 +2640,15 @@ type ClientInterface interface {
 	//
 	// To resume after a disconnect, send `Last-Event-ID: <last id seen>` (browsers' `EventSource` does it by
 	// itself) or `?after=<sequence>`: the stream first replays the stored events after that sequence, then
-	// goes on live. Without either it starts with the next new event. The stream ends when the session is
-	// deleted or the server shuts down; reconnect and resume.
+	// goes on live. Without either it starts with the next new event.
+	//
+	// The stream ends when the token that opened it is rotated or revoked, when the session is deleted (on
+	// every node, within the time a notification between nodes takes; at the latest at the next heartbeat),
+	// or when the server shuts down; reconnect and resume (with the new token).
+	//
+	// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000) and at most
+	// `WABSYNC_MAX_STREAMS_PER_TOKEN` per token (default 10); past either, `429 RATE_LIMITED` with
+	// `Retry-After`.
 	//
 	// Corresponds with GET /api/v1/sessions/{session}/events (the `StreamSessionEvents` operationId).
 	StreamSessionEvents(ctx context.Context, session SessionPath, params *StreamSessionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2894,7 +2904,13 @@ type ClientInterface interface {
 	// RotateSessionToken Rotate the session token
 	//
 	// Issues a new session token and revokes the old one at once: calls with the old token answer `401`
-	// from now on. The new token is shown only here.
+	// from now on, and event streams opened with it end. The new token is shown only here.
+	//
+	// With several nodes (on PostgreSQL), the node that answers applies this at once; the others when the
+	// database notifies them, a few milliseconds later (tens of milliseconds at most when it is busy). Should a
+	// node miss the notification (its connection to the database lost and back), the old token works there
+	// for at most 5 seconds (how long a node trusts a token without asking the database), and its streams
+	// end at their next heartbeat (15 seconds at most).
 	//
 	// Corresponds with POST /api/v1/sessions/{session}/token (the `RotateSessionToken` operationId).
 	RotateSessionToken(ctx context.Context, session SessionPath, params *RotateSessionTokenParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3223,8 +3239,11 @@ func (c *RawClient) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEdi
 //
 // `200` when the server can do its work: storage and queues reachable. `503 UNAVAILABLE` otherwise
 // (also while shutting down), with `details` naming each failing check: `database` (`unreachable`, or
-// `failing` once the disk failed to sync its log: the server then stores nothing until restarted) or
-// `server` (`shutting down`). For readiness probes and load balancers.
+// `failing` while writes fail for want of room or a failing disk — it clears once a write commits, or
+// 15 seconds after the last failure — or once the disk failed to sync its log: the server then stores
+// nothing until restarted), `disk` (`low`: less free space on the data directory's disk than
+// `WABSYNC_MIN_FREE_DISK`; `unknown`: it could not be measured) or `server` (`shutting down`). For
+// readiness probes and load balancers.
 //
 // Corresponds with GET /api/v1/ready (the `GetReady` operationId).
 func (c *RawClient) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3635,8 +3654,15 @@ func (c *RawClient) DisconnectSession(ctx context.Context, session SessionPath, 
 //
 // To resume after a disconnect, send `Last-Event-ID: <last id seen>` (browsers' `EventSource` does it by
 // itself) or `?after=<sequence>`: the stream first replays the stored events after that sequence, then
-// goes on live. Without either it starts with the next new event. The stream ends when the session is
-// deleted or the server shuts down; reconnect and resume.
+// goes on live. Without either it starts with the next new event.
+//
+// The stream ends when the token that opened it is rotated or revoked, when the session is deleted (on
+// every node, within the time a notification between nodes takes; at the latest at the next heartbeat),
+// or when the server shuts down; reconnect and resume (with the new token).
+//
+// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000) and at most
+// `WABSYNC_MAX_STREAMS_PER_TOKEN` per token (default 10); past either, `429 RATE_LIMITED` with
+// `Retry-After`.
 //
 // Corresponds with GET /api/v1/sessions/{session}/events (the `StreamSessionEvents` operationId).
 func (c *RawClient) StreamSessionEvents(ctx context.Context, session SessionPath, params *StreamSessionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4142,7 +4168,13 @@ func (c *RawClient) RestartSession(ctx context.Context, session SessionPath, par
 // RotateSessionToken Rotate the session token
 //
 // Issues a new session token and revokes the old one at once: calls with the old token answer `401`
-// from now on. The new token is shown only here.
+// from now on, and event streams opened with it end. The new token is shown only here.
+//
+// With several nodes (on PostgreSQL), the node that answers applies this at once; the others when the
+// database notifies them, a few milliseconds later (tens of milliseconds at most when it is busy). Should a
+// node miss the notification (its connection to the database lost and back), the old token works there
+// for at most 5 seconds (how long a node trusts a token without asking the database), and its streams
+// end at their next heartbeat (15 seconds at most).
 //
 // Corresponds with POST /api/v1/sessions/{session}/token (the `RotateSessionToken` operationId).
 func (c *RawClient) RotateSessionToken(ctx context.Context, session SessionPath, params *RotateSessionTokenParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7837,8 +7869,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// `200` when the server can do its work: storage and queues reachable. `503 UNAVAILABLE` otherwise
 	// (also while shutting down), with `details` naming each failing check: `database` (`unreachable`, or
-	// `failing` once the disk failed to sync its log: the server then stores nothing until restarted) or
-	// `server` (`shutting down`). For readiness probes and load balancers.
+	// `failing` while writes fail for want of room or a failing disk — it clears once a write commits, or
+	// 15 seconds after the last failure — or once the disk failed to sync its log: the server then stores
+	// nothing until restarted), `disk` (`low`: less free space on the data directory's disk than
+	// `WABSYNC_MIN_FREE_DISK`; `unknown`: it could not be measured) or `server` (`shutting down`). For
+	// readiness probes and load balancers.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8065,8 +8100,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// To resume after a disconnect, send `Last-Event-ID: <last id seen>` (browsers' `EventSource` does it by
 	// itself) or `?after=<sequence>`: the stream first replays the stored events after that sequence, then
-	// goes on live. Without either it starts with the next new event. The stream ends when the session is
-	// deleted or the server shuts down; reconnect and resume.
+	// goes on live. Without either it starts with the next new event.
+	//
+	// The stream ends when the token that opened it is rotated or revoked, when the session is deleted (on
+	// every node, within the time a notification between nodes takes; at the latest at the next heartbeat),
+	// or when the server shuts down; reconnect and resume (with the new token).
+	//
+	// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000) and at most
+	// `WABSYNC_MAX_STREAMS_PER_TOKEN` per token (default 10); past either, `429 RATE_LIMITED` with
+	// `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8340,7 +8382,13 @@ type ClientWithResponsesInterface interface {
 	// RotateSessionTokenWithResponse Rotate the session token
 	//
 	// Issues a new session token and revokes the old one at once: calls with the old token answer `401`
-	// from now on. The new token is shown only here.
+	// from now on, and event streams opened with it end. The new token is shown only here.
+	//
+	// With several nodes (on PostgreSQL), the node that answers applies this at once; the others when the
+	// database notifies them, a few milliseconds later (tens of milliseconds at most when it is busy). Should a
+	// node miss the notification (its connection to the database lost and back), the old token works there
+	// for at most 5 seconds (how long a node trusts a token without asking the database), and its streams
+	// end at their next heartbeat (15 seconds at most).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11410,8 +11458,11 @@ func (c *ClientWithResponses) GetOpenAPIYAMLWithResponse(ctx context.Context, re
 //
 // `200` when the server can do its work: storage and queues reachable. `503 UNAVAILABLE` otherwise
 // (also while shutting down), with `details` naming each failing check: `database` (`unreachable`, or
-// `failing` once the disk failed to sync its log: the server then stores nothing until restarted) or
-// `server` (`shutting down`). For readiness probes and load balancers.
+// `failing` while writes fail for want of room or a failing disk — it clears once a write commits, or
+// 15 seconds after the last failure — or once the disk failed to sync its log: the server then stores
+// nothing until restarted), `disk` (`low`: less free space on the data directory's disk than
+// `WABSYNC_MIN_FREE_DISK`; `unknown`: it could not be measured) or `server` (`shutting down`). For
+// readiness probes and load balancers.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -11758,8 +11809,15 @@ func (c *ClientWithResponses) DisconnectSessionWithResponse(ctx context.Context,
 //
 // To resume after a disconnect, send `Last-Event-ID: <last id seen>` (browsers' `EventSource` does it by
 // itself) or `?after=<sequence>`: the stream first replays the stored events after that sequence, then
-// goes on live. Without either it starts with the next new event. The stream ends when the session is
-// deleted or the server shuts down; reconnect and resume.
+// goes on live. Without either it starts with the next new event.
+//
+// The stream ends when the token that opened it is rotated or revoked, when the session is deleted (on
+// every node, within the time a notification between nodes takes; at the latest at the next heartbeat),
+// or when the server shuts down; reconnect and resume (with the new token).
+//
+// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000) and at most
+// `WABSYNC_MAX_STREAMS_PER_TOKEN` per token (default 10); past either, `429 RATE_LIMITED` with
+// `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12183,7 +12241,13 @@ func (c *ClientWithResponses) RestartSessionWithResponse(ctx context.Context, se
 // RotateSessionTokenWithResponse Rotate the session token
 //
 // Issues a new session token and revokes the old one at once: calls with the old token answer `401`
-// from now on. The new token is shown only here.
+// from now on, and event streams opened with it end. The new token is shown only here.
+//
+// With several nodes (on PostgreSQL), the node that answers applies this at once; the others when the
+// database notifies them, a few milliseconds later (tens of milliseconds at most when it is busy). Should a
+// node miss the notification (its connection to the database lost and back), the old token works there
+// for at most 5 seconds (how long a node trusts a token without asking the database), and its streams
+// end at their next heartbeat (15 seconds at most).
 //
 // Returns a wrapper object for the known response body format(s).
 //
