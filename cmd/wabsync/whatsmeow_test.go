@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -9,15 +10,23 @@ import (
 	"github.com/wabsync/wabsync/client"
 )
 
-// TestWhatsmeowWithoutRouteFails: this machine cannot reach WhatsApp. A
+// TestWhatsmeowWithoutRouteFails: with no route to WhatsApp (here a proxy on
+// 127.0.0.1 where nothing listens, so no traffic leaves the machine), a
 // whatsmeow session goes starting → reconnecting with growing delays →
 // failed with a reason that says it could not reach WhatsApp; it retries a
 // bounded number of times, and the rest of the server carries on meanwhile.
 func TestWhatsmeowWithoutRouteFails(t *testing.T) {
-	ts := mustRunMain(t, func(c *Config) { c.ReconnectBase = 100 * time.Millisecond })
+	ts := mustRunMain(t, func(c *Config) { c.ReconnectBase = 100 * time.Millisecond; c.AllowPrivateURLs = true })
 	ctx := context.Background()
 	eng := client.Engine("whatsmeow")
-	created, err := ts.Admin.CreateSession(ctx, client.CreateSessionRequest{Name: "real phone", Engine: &eng})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusing := "http://" + ln.Addr().String()
+	ln.Close()
+	created, err := ts.Admin.CreateSession(ctx, client.CreateSessionRequest{Name: "real phone", Engine: &eng,
+		Config: &client.SessionConfig{Proxy: &refusing}})
 	if err != nil {
 		t.Fatal(err)
 	}

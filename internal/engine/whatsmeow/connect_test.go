@@ -57,13 +57,46 @@ func noGoroutinesOf(t *testing.T, frames ...string) {
 	}
 }
 
-// On this machine nothing reaches WhatsApp: a real whatsmeow client must
-// fail its dial, and Connect must say so quickly, with a CONNECT_FAILED
-// error that is not permanent (the runtime retries), leaving nothing behind.
-func TestConnectWithoutRouteToWhatsApp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("dials the network")
+// refusingProxy returns a proxy address on 127.0.0.1 where nothing listens,
+// so that a real whatsmeow client's dial fails without any traffic leaving
+// this machine (tests never dial WhatsApp's servers).
+func refusingProxy(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+// silentProxy returns a proxy address on 127.0.0.1 that accepts
+// connections and never answers.
+func silentProxy(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(io.Discard, c) // read the CONNECT, never answer
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// With no route to WhatsApp a real whatsmeow client must fail its dial, and
+// Connect must say so quickly, with a CONNECT_FAILED error that is not
+// permanent (the runtime retries), leaving nothing behind.
+func TestConnectWithoutRouteToWhatsApp(t *testing.T) {
 	for _, linked := range []bool{false, true} {
 		name := "Unlinked"
 		if linked {
@@ -73,11 +106,12 @@ func TestConnectWithoutRouteToWhatsApp(t *testing.T) {
 			before := runtime.NumGoroutine()
 			const timeout = 5 * time.Second
 			rec := newRecorder()
-			f, err := NewFactory(context.Background(), MustOpenSQLite(t), "sqlite3", testLogger(t), Options{ConnectTimeout: timeout})
+			f, err := NewFactory(context.Background(), MustOpenSQLite(t), "sqlite3", testLogger(t), Options{ConnectTimeout: timeout, AllowPrivateProxy: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			o := wabsync.EngineOptions{SessionID: "ses_noroute", Name: "noroute", Handler: rec.handle}
+			o := wabsync.EngineOptions{SessionID: "ses_noroute", Name: "noroute", Handler: rec.handle,
+				Config: wabsync.SessionConfig{Proxy: refusingProxy(t)}}
 			if linked {
 				mustLinkedDevice(t, f, ownDevice, "Alice")
 				o.DeviceJID = ownDevice.String()
@@ -126,16 +160,15 @@ func TestConnectWithoutRouteToWhatsApp(t *testing.T) {
 	}
 }
 
-// A context the caller cancels ends the attempt at once.
+// A context the caller cancels ends the attempt at once, also while the
+// network is silent.
 func TestConnectHonoursContext(t *testing.T) {
-	if testing.Short() {
-		t.Skip("dials the network")
-	}
-	f, err := NewFactory(context.Background(), MustOpenSQLite(t), "sqlite3", testLogger(t), Options{ConnectTimeout: time.Minute})
+	f, err := NewFactory(context.Background(), MustOpenSQLite(t), "sqlite3", testLogger(t), Options{ConnectTimeout: time.Minute, AllowPrivateProxy: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := f.NewEngine(wabsync.EngineOptions{SessionID: "ses_ctx", Handler: newRecorder().handle})
+	eng, err := f.NewEngine(wabsync.EngineOptions{SessionID: "ses_ctx", Handler: newRecorder().handle,
+		Config: wabsync.SessionConfig{Proxy: silentProxy(t)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,30 +190,14 @@ func TestConnectHonoursContext(t *testing.T) {
 // never answers) runs into the connect timeout; the attempt is cut there and
 // the connection closed.
 func TestConnectTimesOutOnSilentNetwork(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(io.Discard, c) // read the CONNECT, never answer
-			}()
-		}
-	}()
+	proxy := silentProxy(t)
 	const timeout = time.Second
 	f, err := NewFactory(context.Background(), MustOpenSQLite(t), "sqlite3", testLogger(t), Options{ConnectTimeout: timeout, AllowPrivateProxy: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	eng, err := f.NewEngine(wabsync.EngineOptions{SessionID: "ses_silent", Handler: newRecorder().handle,
-		Config: wabsync.SessionConfig{Proxy: "http://" + ln.Addr().String()}})
+		Config: wabsync.SessionConfig{Proxy: proxy}})
 	if err != nil {
 		t.Fatal(err)
 	}
