@@ -81,6 +81,7 @@ const (
 	MsgErrMediaUpload    = "MEDIA_UPLOAD_FAILED"
 	MsgErrMediaMissing   = "MEDIA_NOT_FOUND"
 	MsgErrTargetNotFound = "TARGET_NOT_FOUND"
+	MsgErrTargetRevoked  = "TARGET_REVOKED"
 	MsgErrSendFailed     = "SEND_FAILED"
 	MsgErrLoggedOut      = "SESSION_LOGGED_OUT"
 )

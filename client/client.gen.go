@@ -810,7 +810,8 @@ type Message struct {
 
 	// Error Why a message failed. Known codes: `NOT_ON_WHATSAPP`, `REACH_OUT_TIMELOCK` (WhatsApp refuses new
 	// contacts for a while), `WHATSAPP_RATE_LIMITED`, `MEDIA_UPLOAD_FAILED`, `MEDIA_NOT_FOUND`,
-	// `TARGET_NOT_FOUND` (the message to react to, edit or revoke), `SEND_FAILED`, `SESSION_LOGGED_OUT` (the
+	// `TARGET_NOT_FOUND` (the message to react to, edit or revoke), `TARGET_REVOKED` (the message reacted to
+	// was revoked before the reaction went), `SEND_FAILED`, `SESSION_LOGGED_OUT` (the
 	// session was logged out, or linked to another account, before the message went: a message is only ever sent
 	// from the account it was accepted for). More may be added.
 	Error *MessageError `json:"error,omitempty"`
@@ -885,7 +886,8 @@ type Message struct {
 
 // MessageError Why a message failed. Known codes: `NOT_ON_WHATSAPP`, `REACH_OUT_TIMELOCK` (WhatsApp refuses new
 // contacts for a while), `WHATSAPP_RATE_LIMITED`, `MEDIA_UPLOAD_FAILED`, `MEDIA_NOT_FOUND`,
-// `TARGET_NOT_FOUND` (the message to react to, edit or revoke), `SEND_FAILED`, `SESSION_LOGGED_OUT` (the
+// `TARGET_NOT_FOUND` (the message to react to, edit or revoke), `TARGET_REVOKED` (the message reacted to
+// was revoked before the reaction went), `SEND_FAILED`, `SESSION_LOGGED_OUT` (the
 // session was logged out, or linked to another account, before the message went: a message is only ever sent
 // from the account it was accepted for). More may be added.
 type MessageError struct {

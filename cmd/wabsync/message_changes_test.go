@@ -114,3 +114,37 @@ func TestMessageChangesOneAtATime(t *testing.T) {
 		t.Fatalf("reaction to a revoked message: want CONFLICT, got %v", err)
 	}
 }
+
+// TestReactionToMessageRevokedMeanwhile: a reaction accepted while its
+// message was queued is not sent once that message was revoked before it
+// went; it fails with TARGET_REVOKED.
+func TestReactionToMessageRevokedMeanwhile(t *testing.T) {
+	ts := mustRunMain(t)
+	ctx := context.Background()
+	a := ts.linkedPeer("alice", client.SessionConfig{})
+	b := ts.linkedPeer("bob", client.SessionConfig{})
+	if _, err := a.C.Disconnect(ctx, "me"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.C.SendText(ctx, "me", client.SendTextRequest{To: b.Phone, Text: "never mind"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.C.SendReaction(ctx, "me", client.SendReactionRequest{To: b.Phone, MessageID: m.ID, Emoji: "👍"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.C.RevokeMessage(ctx, "me", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.C.Connect(ctx, "me"); err != nil {
+		t.Fatal(err)
+	}
+	failed := waitStatusOf(t, a, r.ID, "failed")
+	if failed.Error == nil || failed.Error.Code != "TARGET_REVOKED" {
+		t.Fatalf("reaction failed with %+v", failed.Error)
+	}
+	if got := allMessages(t, b, client.ListMessagesParams{}); len(got) != 0 {
+		t.Fatalf("bob received %d messages, want none", len(got))
+	}
+}

@@ -345,6 +345,11 @@ func (m *Manager) outgoing(ctx context.Context, msg *wabsync.Message) (*wabsync.
 		if e != nil {
 			return nil, e
 		}
+		if t.Revoked {
+			// Revoked after the reaction was accepted: WhatsApp shows no
+			// reaction on a revoked message, so none is sent.
+			return nil, &wabsync.MessageError{Code: wabsync.MsgErrTargetRevoked, Message: "The message it reacts to (" + t.ID + ") was revoked."}
+		}
 		out.Reaction = &wabsync.OutgoingReaction{Target: wabsync.MessageTarget{WAID: t.WAID, Sender: t.FromJID, FromMe: t.Direction == wabsync.DirectionOut},
 			Emoji: msg.Reaction.Emoji}
 	}
