@@ -29,7 +29,7 @@ type Config struct {
 	AllowPrivateURLs bool
 	MetricsPublic    bool // /metrics without a token
 	// MaxStreams and MaxStreamsPerToken cap the event streams open on this
-	// node, in all and per token (zero: the defaults).
+	// node, in all and per session token (zero: the defaults).
 	MaxStreams         int
 	MaxStreamsPerToken int
 	// ReadTimeout is the server's read timeout (WABSYNC_READ_TIMEOUT);
