@@ -2627,8 +2627,15 @@ type ClientInterface interface {
 	//
 	// To resume after a disconnect, send `Last-Event-ID: <last id seen>` (browsers' `EventSource` does it by
 	// itself) or `?after=<sequence>`: the stream first replays the stored events after that sequence, then
-	// goes on live. Without either it starts with the next new event. The stream ends when the session is
-	// deleted or the server shuts down; reconnect and resume.
+	// goes on live. Without either it starts with the next new event.
+	//
+	// The stream ends when the token that opened it is rotated or revoked, when the session is deleted (on
+	// every node, within the time a notification between nodes takes; at the latest at the next heartbeat),
+	// or when the server shuts down; reconnect and resume (with the new token).
+	//
+	// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000), and at most
+	// `WABSYNC_MAX_STREAMS_PER_TOKEN` per session token (default 10; the admin token has only the node's
+	// cap); past either, `429 RATE_LIMITED` with `Retry-After`.
 	//
 	// Corresponds with GET /api/v1/sessions/{session}/events (the `StreamSessionEvents` operationId).
 	StreamSessionEvents(ctx context.Context, session SessionPath, params *StreamSessionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2877,7 +2884,13 @@ type ClientInterface interface {
 	// RotateSessionToken Rotate the session token
 	//
 	// Issues a new session token and revokes the old one at once: calls with the old token answer `401`
-	// from now on. The new token is shown only here.
+	// from now on, and event streams opened with it end. The new token is shown only here.
+	//
+	// With several nodes (on PostgreSQL), the node that answers applies this at once; the others when the
+	// database notifies them, a few milliseconds later (tens of milliseconds at most when it is busy). Should a
+	// node miss the notification (its connection to the database lost and back), the old token works there
+	// for at most 5 seconds (how long a node trusts a token without asking the database), and its streams
+	// end at their next heartbeat (15 seconds at most).
 	//
 	// Corresponds with POST /api/v1/sessions/{session}/token (the `RotateSessionToken` operationId).
 	RotateSessionToken(ctx context.Context, session SessionPath, params *RotateSessionTokenParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3615,8 +3628,15 @@ func (c *RawClient) DisconnectSession(ctx context.Context, session SessionPath, 
 //
 // To resume after a disconnect, send `Last-Event-ID: <last id seen>` (browsers' `EventSource` does it by
 // itself) or `?after=<sequence>`: the stream first replays the stored events after that sequence, then
-// goes on live. Without either it starts with the next new event. The stream ends when the session is
-// deleted or the server shuts down; reconnect and resume.
+// goes on live. Without either it starts with the next new event.
+//
+// The stream ends when the token that opened it is rotated or revoked, when the session is deleted (on
+// every node, within the time a notification between nodes takes; at the latest at the next heartbeat),
+// or when the server shuts down; reconnect and resume (with the new token).
+//
+// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000), and at most
+// `WABSYNC_MAX_STREAMS_PER_TOKEN` per session token (default 10; the admin token has only the node's
+// cap); past either, `429 RATE_LIMITED` with `Retry-After`.
 //
 // Corresponds with GET /api/v1/sessions/{session}/events (the `StreamSessionEvents` operationId).
 func (c *RawClient) StreamSessionEvents(ctx context.Context, session SessionPath, params *StreamSessionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4115,7 +4135,13 @@ func (c *RawClient) RestartSession(ctx context.Context, session SessionPath, par
 // RotateSessionToken Rotate the session token
 //
 // Issues a new session token and revokes the old one at once: calls with the old token answer `401`
-// from now on. The new token is shown only here.
+// from now on, and event streams opened with it end. The new token is shown only here.
+//
+// With several nodes (on PostgreSQL), the node that answers applies this at once; the others when the
+// database notifies them, a few milliseconds later (tens of milliseconds at most when it is busy). Should a
+// node miss the notification (its connection to the database lost and back), the old token works there
+// for at most 5 seconds (how long a node trusts a token without asking the database), and its streams
+// end at their next heartbeat (15 seconds at most).
 //
 // Corresponds with POST /api/v1/sessions/{session}/token (the `RotateSessionToken` operationId).
 func (c *RawClient) RotateSessionToken(ctx context.Context, session SessionPath, params *RotateSessionTokenParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8035,8 +8061,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// To resume after a disconnect, send `Last-Event-ID: <last id seen>` (browsers' `EventSource` does it by
 	// itself) or `?after=<sequence>`: the stream first replays the stored events after that sequence, then
-	// goes on live. Without either it starts with the next new event. The stream ends when the session is
-	// deleted or the server shuts down; reconnect and resume.
+	// goes on live. Without either it starts with the next new event.
+	//
+	// The stream ends when the token that opened it is rotated or revoked, when the session is deleted (on
+	// every node, within the time a notification between nodes takes; at the latest at the next heartbeat),
+	// or when the server shuts down; reconnect and resume (with the new token).
+	//
+	// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000), and at most
+	// `WABSYNC_MAX_STREAMS_PER_TOKEN` per session token (default 10; the admin token has only the node's
+	// cap); past either, `429 RATE_LIMITED` with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8303,7 +8336,13 @@ type ClientWithResponsesInterface interface {
 	// RotateSessionTokenWithResponse Rotate the session token
 	//
 	// Issues a new session token and revokes the old one at once: calls with the old token answer `401`
-	// from now on. The new token is shown only here.
+	// from now on, and event streams opened with it end. The new token is shown only here.
+	//
+	// With several nodes (on PostgreSQL), the node that answers applies this at once; the others when the
+	// database notifies them, a few milliseconds later (tens of milliseconds at most when it is busy). Should a
+	// node miss the notification (its connection to the database lost and back), the old token works there
+	// for at most 5 seconds (how long a node trusts a token without asking the database), and its streams
+	// end at their next heartbeat (15 seconds at most).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11680,8 +11719,15 @@ func (c *ClientWithResponses) DisconnectSessionWithResponse(ctx context.Context,
 //
 // To resume after a disconnect, send `Last-Event-ID: <last id seen>` (browsers' `EventSource` does it by
 // itself) or `?after=<sequence>`: the stream first replays the stored events after that sequence, then
-// goes on live. Without either it starts with the next new event. The stream ends when the session is
-// deleted or the server shuts down; reconnect and resume.
+// goes on live. Without either it starts with the next new event.
+//
+// The stream ends when the token that opened it is rotated or revoked, when the session is deleted (on
+// every node, within the time a notification between nodes takes; at the latest at the next heartbeat),
+// or when the server shuts down; reconnect and resume (with the new token).
+//
+// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000), and at most
+// `WABSYNC_MAX_STREAMS_PER_TOKEN` per session token (default 10; the admin token has only the node's
+// cap); past either, `429 RATE_LIMITED` with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12098,7 +12144,13 @@ func (c *ClientWithResponses) RestartSessionWithResponse(ctx context.Context, se
 // RotateSessionTokenWithResponse Rotate the session token
 //
 // Issues a new session token and revokes the old one at once: calls with the old token answer `401`
-// from now on. The new token is shown only here.
+// from now on, and event streams opened with it end. The new token is shown only here.
+//
+// With several nodes (on PostgreSQL), the node that answers applies this at once; the others when the
+// database notifies them, a few milliseconds later (tens of milliseconds at most when it is busy). Should a
+// node miss the notification (its connection to the database lost and back), the old token works there
+// for at most 5 seconds (how long a node trusts a token without asking the database), and its streams
+// end at their next heartbeat (15 seconds at most).
 //
 // Returns a wrapper object for the known response body format(s).
 //
