@@ -2648,9 +2648,9 @@ type ClientInterface interface {
 	// every node, within the time a notification between nodes takes; at the latest at the next heartbeat),
 	// or when the server shuts down; reconnect and resume (with the new token).
 	//
-	// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000) and at most
-	// `WABSYNC_MAX_STREAMS_PER_TOKEN` per token (default 10); past either, `429 RATE_LIMITED` with
-	// `Retry-After`.
+	// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000), and at most
+	// `WABSYNC_MAX_STREAMS_PER_TOKEN` per session token (default 10; the admin token has only the node's
+	// cap); past either, `429 RATE_LIMITED` with `Retry-After`.
 	//
 	// Corresponds with GET /api/v1/sessions/{session}/events (the `StreamSessionEvents` operationId).
 	StreamSessionEvents(ctx context.Context, session SessionPath, params *StreamSessionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3662,9 +3662,9 @@ func (c *RawClient) DisconnectSession(ctx context.Context, session SessionPath, 
 // every node, within the time a notification between nodes takes; at the latest at the next heartbeat),
 // or when the server shuts down; reconnect and resume (with the new token).
 //
-// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000) and at most
-// `WABSYNC_MAX_STREAMS_PER_TOKEN` per token (default 10); past either, `429 RATE_LIMITED` with
-// `Retry-After`.
+// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000), and at most
+// `WABSYNC_MAX_STREAMS_PER_TOKEN` per session token (default 10; the admin token has only the node's
+// cap); past either, `429 RATE_LIMITED` with `Retry-After`.
 //
 // Corresponds with GET /api/v1/sessions/{session}/events (the `StreamSessionEvents` operationId).
 func (c *RawClient) StreamSessionEvents(ctx context.Context, session SessionPath, params *StreamSessionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8108,9 +8108,9 @@ type ClientWithResponsesInterface interface {
 	// every node, within the time a notification between nodes takes; at the latest at the next heartbeat),
 	// or when the server shuts down; reconnect and resume (with the new token).
 	//
-	// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000) and at most
-	// `WABSYNC_MAX_STREAMS_PER_TOKEN` per token (default 10); past either, `429 RATE_LIMITED` with
-	// `Retry-After`.
+	// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000), and at most
+	// `WABSYNC_MAX_STREAMS_PER_TOKEN` per session token (default 10; the admin token has only the node's
+	// cap); past either, `429 RATE_LIMITED` with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11817,9 +11817,9 @@ func (c *ClientWithResponses) DisconnectSessionWithResponse(ctx context.Context,
 // every node, within the time a notification between nodes takes; at the latest at the next heartbeat),
 // or when the server shuts down; reconnect and resume (with the new token).
 //
-// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000) and at most
-// `WABSYNC_MAX_STREAMS_PER_TOKEN` per token (default 10); past either, `429 RATE_LIMITED` with
-// `Retry-After`.
+// Each node keeps at most `WABSYNC_MAX_STREAMS` streams open (default 1000), and at most
+// `WABSYNC_MAX_STREAMS_PER_TOKEN` per session token (default 10; the admin token has only the node's
+// cap); past either, `429 RATE_LIMITED` with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -228,7 +228,7 @@ var settings = []setting{
 		c.MaxStreams = n
 		return nil
 	}},
-	{"WABSYNC_MAX_STREAMS_PER_TOKEN", "max-streams-per-token", "10", "most event streams one token may have open on this node", func(c *Config, v string) error {
+	{"WABSYNC_MAX_STREAMS_PER_TOKEN", "max-streams-per-token", "10", "most event streams one session token may have open on this node", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000000 {
 			return fmt.Errorf("must be an integer from 1 to 1000000")

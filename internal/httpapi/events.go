@@ -36,7 +36,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.db.CachedSession(r.Context(), id); err != nil {
 		return err
 	}
-	st, err := s.streams.open(wabsync.PrincipalFromContext(r.Context()).TokenID, id)
+	st, err := s.streams.open(wabsync.PrincipalFromContext(r.Context()), id)
 	if err != nil {
 		w.Header().Set("Retry-After", s.streams.retryAfter())
 		return err

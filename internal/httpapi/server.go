@@ -33,7 +33,7 @@ type Config struct {
 	MinFreeDisk int64
 	FreeDisk    func() (uint64, error)
 	// MaxStreams and MaxStreamsPerToken cap the event streams open on this
-	// node, in all and per token (zero: the defaults).
+	// node, in all and per session token (zero: the defaults).
 	MaxStreams         int
 	MaxStreamsPerToken int
 	// ReadTimeout is the server's read timeout (WABSYNC_READ_TIMEOUT);

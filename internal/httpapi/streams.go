@@ -52,15 +52,17 @@ func newStreams(maxTotal, maxPerToken int) *streams {
 		perToken: map[string]int{}, bySession: map[string]map[*stream]struct{}{}}
 }
 
-// open registers a stream of tokenID on session, or refuses it past a cap
-// (RATE_LIMITED); close releases it.
-func (st *streams) open(tokenID, session string) (*stream, error) {
+// open registers a stream of p on session, or refuses it past a cap
+// (RATE_LIMITED); close releases it. The admin token, which may follow
+// every session, is bound by the server's cap only.
+func (st *streams) open(p *wabsync.Principal, session string) (*stream, error) {
+	tokenID := p.TokenID
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.total >= st.maxTotal {
 		return nil, errorf(wabsync.ERateLimited, "This server has as many event streams open as it allows (%d); retry after the time in Retry-After.", st.maxTotal)
 	}
-	if st.perToken[tokenID] >= st.maxPerToken {
+	if !p.Admin && st.perToken[tokenID] >= st.maxPerToken {
 		return nil, errorf(wabsync.ERateLimited, "This token has as many event streams open as it may (%d); close one or retry after the time in Retry-After.", st.maxPerToken)
 	}
 	s := &stream{token: tokenID, session: session, recheck: make(chan struct{}, 1)}
