@@ -80,14 +80,16 @@ const pruneBatch = 1000
 
 // PruneIdempotency deletes records older than the TTL, in transactions of
 // at most pruneBatch rows, and returns how many it deleted. Nodes sharing a
-// database may run it at the same time: each deletes what is still there.
+// database may run it at the same time: each deletes what is still there
+// and no other node is deleting.
 func (db *DB) PruneIdempotency(ctx context.Context) (int64, error) {
 	var total int64
 	for {
 		var n int64
 		err := db.Update(ctx, func(tx *Tx) error {
+			// Rows another node is deleting are skipped, not waited for.
 			res, err := tx.Exec(`DELETE FROM idempotency_keys WHERE (scope, key) IN
-				(SELECT scope, key FROM idempotency_keys WHERE created_at < ? LIMIT ?)`,
+				(SELECT scope, key FROM idempotency_keys WHERE created_at < ? LIMIT ?`+db.skipLocked()+`)`,
 				micros(db.Now().Add(-IdempotencyTTL)), pruneBatch)
 			if err != nil {
 				return err
