@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -227,5 +229,47 @@ func TestReadyFreeDiskFloor(t *testing.T) {
 	ok := mustRunMain(t, func(c *Config) { c.MinFreeDisk = 1 << 20 })
 	if st, d := ok.ready(); st != 200 {
 		t.Fatalf("ready above the floor: %d %v", st, d)
+	}
+}
+
+// TestDataDirFilesPrivate: whatever the umask, every file the server keeps
+// in its data directory (the SQLite database, its -wal and -shm, the
+// sandbox's mail database, stored media) is readable by its owner only.
+func TestDataDirFilesPrivate(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	cfg := testConfig(t)
+	if strings.HasPrefix(cfg.DatabaseURL, "postgres") {
+		t.Skip("SQLite's files")
+	}
+	cfg.DatabaseURL = "" // the default: SQLite in the data directory
+	ts := mustRunConfig(t, cfg)
+	a, _ := ts.linkedSession("a", client.SessionConfig{})
+	body := "--b\r\nContent-Disposition: form-data; name=\"to\"\r\n\r\n+15550000004\r\n" +
+		"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n"
+	if r := ts.Do("POST", "/api/v1/sessions/"+a.ID+"/messages/file", testAdminToken, strings.NewReader(body),
+		"Content-Type", "multipart/form-data; boundary=b"); r.Status != 201 {
+		t.Fatalf("send a file: %d %s", r.Status, r.Body)
+	}
+	files := 0
+	err := filepath.WalkDir(cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files++
+		if m := fi.Mode().Perm(); m&0o077 != 0 {
+			t.Errorf("%s: mode %o, want 600", strings.TrimPrefix(path, cfg.DataDir), m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 4 {
+		t.Fatalf("only %d files in the data directory", files)
 	}
 }

@@ -187,6 +187,9 @@ func checkStrings(v reflect.Value, path string, errs wabsync.ValidationErrors) {
 			checkStrings(v.Elem(), path, errs)
 		}
 	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return // bytes (base64 in JSON, or raw JSON text), not text
+		}
 		for i := 0; i < v.Len(); i++ {
 			checkStrings(v.Index(i), path+"["+strconv.Itoa(i)+"]", errs)
 		}

@@ -25,6 +25,9 @@ type checkpointer struct {
 	every   time.Duration
 	lastRun uint64 // writer batches at the last checkpoint
 	again   bool   // the last checkpoint failed or left frames behind
+	failing bool   // the last checkpoint failed (logged once)
+	// truncated is the write fault the log was last truncated for.
+	truncated *writeFault
 }
 
 // checkpointBackstop is the writer's own automatic checkpoint, in pages.
@@ -59,15 +62,17 @@ func (c *checkpointer) run() {
 		// while writes fail (a full disk): not only after new commits, which
 		// a full disk may never let through.
 		n := c.db.writer.batches.Load()
-		faulted := c.db.faults.recent() != nil
-		if n == c.lastRun && !c.again && !faulted {
+		fault := c.db.faults.recent()
+		if n == c.lastRun && !c.again && fault == nil {
 			continue
 		}
 		c.lastRun = n
 		c.again = !c.checkpoint("PASSIVE")
-		if !c.again && faulted {
-			// Give the log's space back to a disk that ran full: the log
-			// keeps its largest size otherwise.
+		if !c.again && fault != nil && fault != c.truncated {
+			// Give the log's space back to a disk that ran full (the log
+			// keeps its largest size otherwise); once per failed write, as
+			// TRUNCATE holds new writes back while readers finish.
+			c.truncated = fault
 			c.checkpoint("TRUNCATE")
 		}
 	}
@@ -83,12 +88,19 @@ func (c *checkpointer) checkpoint(mode string) bool {
 	err := c.conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &logPages, &done)
 	if err != nil {
 		c.db.faults.note(err)
-		if kind := faultKind(err); kind != "" {
-			c.db.logger.Warn("sqlite checkpoint", "mode", mode, "fault", kind)
-		} else {
-			c.db.logger.Warn("sqlite checkpoint", "mode", mode, "err", err)
+		if !c.failing { // once per run of failures, not every tick
+			c.failing = true
+			if kind := faultKind(err); kind != "" {
+				c.db.logger.Warn("sqlite checkpoint failing; retrying", "mode", mode, "fault", kind)
+			} else {
+				c.db.logger.Warn("sqlite checkpoint failing; retrying", "mode", mode, "err", err)
+			}
 		}
 		return false
+	}
+	if c.failing {
+		c.failing = false
+		c.db.logger.Info("sqlite checkpoint succeeds again", "mode", mode)
 	}
 	return busy == 0 && done >= logPages
 }

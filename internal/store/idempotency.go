@@ -75,19 +75,23 @@ func (tx *Tx) deleteIdempotencyOf(sessionID string) error {
 }
 
 // pruneBatch bounds the rows one pruning transaction deletes, so that a
-// backlog never makes one long write (SQLite's writer is serial).
-const pruneBatch = 1000
+// backlog never makes one long write (SQLite's writer is serial): measured
+// (BenchmarkPruneIdempotency, 1 KiB responses), 1,000 rows held SQLite's
+// writer about 22 ms, 250 rows about 7 ms.
+const pruneBatch = 250
 
 // PruneIdempotency deletes records older than the TTL, in transactions of
 // at most pruneBatch rows, and returns how many it deleted. Nodes sharing a
-// database may run it at the same time: each deletes what is still there.
+// database may run it at the same time: each deletes what is still there
+// and no other node is deleting.
 func (db *DB) PruneIdempotency(ctx context.Context) (int64, error) {
 	var total int64
 	for {
 		var n int64
 		err := db.Update(ctx, func(tx *Tx) error {
+			// Rows another node is deleting are skipped, not waited for.
 			res, err := tx.Exec(`DELETE FROM idempotency_keys WHERE (scope, key) IN
-				(SELECT scope, key FROM idempotency_keys WHERE created_at < ? LIMIT ?)`,
+				(SELECT scope, key FROM idempotency_keys WHERE created_at < ? LIMIT ?`+db.skipLocked()+`)`,
 				micros(db.Now().Add(-IdempotencyTTL)), pruneBatch)
 			if err != nil {
 				return err
@@ -105,6 +109,7 @@ func (db *DB) PruneIdempotency(ctx context.Context) (int64, error) {
 // PruneEvery runs PruneIdempotency at once and then every interval until
 // ctx ends. A failure is logged and retried at the next tick.
 func (db *DB) PruneEvery(ctx context.Context, every time.Duration) {
+	ctx = Background(ctx) // requests' changes go first
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
