@@ -46,6 +46,8 @@ type Server struct {
 	sandbox SandboxService
 	docs    http.Handler
 	media   MediaDeps
+	// jsonUploads holds a slot per large JSON file upload being read.
+	jsonUploads chan struct{}
 
 	nodeID         string
 	proxyTransport http.RoundTripper
@@ -79,7 +81,8 @@ func New(cfg Config, db *store.DB, limiter *ratelimit.Limiter, deps Deps, logger
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: db, limiter: limiter, logger: logger, deps: deps, mux: http.NewServeMux(), streamsClosed: make(chan struct{})}
+	s := &Server{cfg: cfg, db: db, limiter: limiter, logger: logger, deps: deps, mux: http.NewServeMux(), streamsClosed: make(chan struct{}),
+		jsonUploads: make(chan struct{}, maxJSONUploads)}
 	s.metrics = newMetrics(db)
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
