@@ -162,26 +162,39 @@ type jsonString struct {
 func (s *jsonString) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) && !s.done {
-		if n > 0 && s.r.Buffered() == 0 {
-			break // return what there is rather than wait for more
-		}
-		c, err := s.r.ReadByte()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = errBadJSON
+		if s.r.Buffered() == 0 {
+			if n > 0 {
+				break // return what there is rather than wait for more
 			}
-			return n, err
+			if _, err := s.r.Peek(1); err != nil {
+				if errors.Is(err, io.EOF) {
+					err = errBadJSON
+				}
+				return n, err
+			}
 		}
+		// Copy the run of plain characters at once.
+		chunk, _ := s.r.Peek(min(s.r.Buffered(), len(p)-n))
+		plain := 0
+		for plain < len(chunk) && chunk[plain] >= 0x20 && chunk[plain] != '"' && chunk[plain] != '\\' {
+			plain++
+		}
+		if plain > 0 {
+			n += copy(p[n:], chunk[:plain])
+			_, _ = s.r.Discard(plain)
+			continue
+		}
+		c, _ := s.r.ReadByte()
 		switch {
 		case c == '"':
 			s.done = true
 			continue
 		case c < 0x20:
 			return n, errBadJSON
-		case c == '\\':
-			if c, err = s.escape(); err != nil {
-				return n, err
-			}
+		}
+		c, err := s.escape()
+		if err != nil {
+			return n, err
 		}
 		p[n] = c
 		n++

@@ -92,21 +92,28 @@ type base64Text struct {
 }
 
 func (t *base64Text) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if n > 0 && t.r.Buffered() == 0 {
-			break // return what there is rather than wait for more
+	for {
+		n, err := t.r.Read(p)
+		j, ferr := t.filter(p[:n])
+		if ferr != nil {
+			return j, ferr
 		}
-		c, err := t.r.ReadByte()
-		if errors.Is(err, io.EOF) {
-			if n > 0 {
-				return n, nil
-			}
+		switch {
+		case j > 0:
+			return j, nil
+		case errors.Is(err, io.EOF):
 			return 0, t.end()
+		case err != nil:
+			return 0, err
 		}
-		if err != nil {
-			return n, err
-		}
+	}
+}
+
+// filter rewrites b in place to what the decoder reads and returns its new
+// length.
+func (t *base64Text) filter(b []byte) (int, error) {
+	j := 0
+	for _, c := range b {
 		switch c {
 		case ' ', '\t', '\r', '\n', '\f', '\v':
 			continue
@@ -121,16 +128,16 @@ func (t *base64Text) Read(p []byte) (int, error) {
 			t.stdOnly = true
 		}
 		if t.pad > 0 {
-			return n, &badBase64{"is not valid base64 (padding inside)"}
+			return j, &badBase64{"is not valid base64 (padding inside)"}
 		}
 		if t.urlSafe && t.stdOnly {
-			return n, &badBase64{"is not valid base64 (mixes the standard and URL-safe alphabets)"}
+			return j, &badBase64{"is not valid base64 (mixes the standard and URL-safe alphabets)"}
 		}
-		p[n] = c
-		n++
-		t.chars++
+		b[j] = c
+		j++
 	}
-	return n, nil
+	t.chars += int64(j)
+	return j, nil
 }
 
 // end checks the text as a whole once it has been read.
