@@ -145,6 +145,11 @@ func TestRejectedUploadsLeaveNoFile(t *testing.T) {
 		want(t, ts.Do("POST", mine, a.Token, body, "Content-Type", ct), 422, "VALIDATION_ERROR")
 		want(t, ts.Do("POST", mine, a.Token, map[string]any{"to": b.Phone, "base64": b64(elf)}), 422, "VALIDATION_ERROR")
 	})
+	t.Run("NotConnectedAndNotToQueue", func(t *testing.T) {
+		_, tok := ts.sandboxSession("offline", client.SessionConfig{})
+		body, ct := multipartOrdered(t, [][2]string{{"to", b.Phone}, {"queue_if_offline", "false"}}, nil, pdf())
+		want(t, ts.Do("POST", mine, tok, body, "Content-Type", ct), 409, "SESSION_NOT_CONNECTED")
+	})
 	t.Run("IdempotencyConflict", func(t *testing.T) {
 		first := pdf()
 		body, ct := multipartOrdered(t, [][2]string{{"to", b.Phone}}, nil, first)

@@ -48,18 +48,27 @@ func (s *Server) handleSendFile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	up := &upload{sessionID: sessionID}
-	done, err := s.sendFile(w, r, up)
+	accepting, err := s.sendFile(w, r, up)
 	if err != nil {
 		// The rest of a refused body is not worth reading (net/http would
 		// wait for up to 256 KiB of it before answering).
 		w.Header().Set("Connection", "close")
 	}
-	if (err != nil || !done) && up.blob != nil {
+	// Once the message was handed to the store, a fault may still have
+	// stored it: its file is then left to the collector, which asks.
+	if up.blob != nil && (!accepting || (err != nil && !mayBeStored(err))) {
 		if derr := s.media.Blobs.Discard(*up.blob); derr != nil {
 			s.logger.WarnContext(r.Context(), "removing the file of a failed upload", "request_id", requestIDFrom(r.Context()), "err", derr)
 		}
 	}
 	return err
+}
+
+// mayBeStored reports whether a failed accept may have stored the message
+// all the same: an internal or storage fault, not a refusal.
+func mayBeStored(err error) bool {
+	code := wabsync.ErrorCode(err)
+	return code == wabsync.EInternal || code == wabsync.EUnavailable
 }
 
 // upload is a file send request as it is read.
@@ -72,8 +81,9 @@ type upload struct {
 }
 
 // sendFile reads and checks the request, stores its file and accepts the
-// message; done is false when no message was stored (an idempotent replay).
-func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, up *upload) (done bool, err error) {
+// message; accepting says that it got as far as storing the message (not
+// so for an error before, or an idempotent replay).
+func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, up *upload) (accepting bool, err error) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "application/json":
@@ -134,41 +144,16 @@ func (s *Server) readJSONFile(w http.ResponseWriter, r *http.Request, up *upload
 	if r.ContentLength > limit {
 		return errorf(wabsync.EPayloadTooLarge, "The request body is larger than %d bytes.", limit)
 	}
-	if r.ContentLength < 0 || r.ContentLength > s.cfg.MaxJSON {
-		select {
-		case s.jsonUploads <- struct{}{}:
-			defer func() { <-s.jsonUploads }()
-		default:
-			w.Header().Set("Retry-After", "1")
-			return errorf(wabsync.EUnavailable, "Too many large JSON uploads at once; retry after the time in Retry-After, or send the file as multipart/form-data.")
-		}
+	release, err := s.jsonUploadSlot(w, r)
+	if err != nil {
+		return err
 	}
+	defer release()
 	fields := map[string]json.RawMessage{}
 	walker := &fileJSON{file: "base64", maxFields: s.cfg.MaxJSON,
-		field: func(key string, raw json.RawMessage) error { fields[key] = raw; return nil },
-		onFile: func(b64 io.Reader) error {
-			if up.blob != nil {
-				return fieldError(wabsync.EValidation, "base64", "is given twice")
-			}
-			if err := decodeFields(fields, &up.req); err != nil {
-				return err
-			}
-			v := wabsync.ValidationErrors{}
-			if up.req.URL != "" {
-				v.Add("url", "give either url or base64, not both")
-			}
-			if err := s.checkBeforeFile(r, up, v); err != nil {
-				return err
-			}
-			b, err := s.media.Blobs.PutBase64Reader(r.Context(), b64, s.cfg.MaxUpload)
-			if err != nil {
-				return err
-			}
-			up.blob = &b
-			return nil
-		}}
-	err := walker.walk(http.MaxBytesReader(w, r.Body, limit))
-	switch {
+		field:  func(key string, raw json.RawMessage) error { fields[key] = raw; return nil },
+		onFile: func(b64 io.Reader) error { return s.storeBase64(r, up, fields, b64) }}
+	switch err := walker.walk(http.MaxBytesReader(w, r.Body, limit)); {
 	case errors.Is(err, errBadJSON):
 		return errorf(wabsync.EBadRequest, "The request body is not valid JSON.")
 	case errors.Is(err, errFieldsTooLarge):
@@ -188,6 +173,45 @@ func (s *Server) readJSONFile(w http.ResponseWriter, r *http.Request, up *upload
 		parts = append(parts, []byte("base64="+up.blob.SHA256))
 	}
 	up.hash = requestHash(r, parts...)
+	return nil
+}
+
+// jsonUploadSlot takes one of the maxJSONUploads slots for a JSON body
+// larger than the JSON limit (or of no stated length), or answers 503.
+func (s *Server) jsonUploadSlot(w http.ResponseWriter, r *http.Request) (release func(), err error) {
+	if r.ContentLength >= 0 && r.ContentLength <= s.cfg.MaxJSON {
+		return func() {}, nil
+	}
+	select {
+	case s.jsonUploads <- struct{}{}:
+		return func() { <-s.jsonUploads }, nil
+	default:
+		w.Header().Set("Retry-After", "1")
+		return nil, errorf(wabsync.EUnavailable, "Too many large JSON uploads at once; retry after the time in Retry-After, or send the file as multipart/form-data.")
+	}
+}
+
+// storeBase64 checks the fields that came before the base64 file, then
+// decodes the file from b64 into the blob store as it arrives.
+func (s *Server) storeBase64(r *http.Request, up *upload, fields map[string]json.RawMessage, b64 io.Reader) error {
+	if up.blob != nil {
+		return fieldError(wabsync.EValidation, "base64", "is given twice")
+	}
+	if err := decodeFields(fields, &up.req); err != nil {
+		return err
+	}
+	v := wabsync.ValidationErrors{}
+	if up.req.URL != "" {
+		v.Add("url", "give either url or base64, not both")
+	}
+	if err := s.checkBeforeFile(r, up, v); err != nil {
+		return err
+	}
+	b, err := s.media.Blobs.PutBase64Reader(r.Context(), b64, s.cfg.MaxUpload)
+	if err != nil {
+		return err
+	}
+	up.blob = &b
 	return nil
 }
 
