@@ -2694,9 +2694,18 @@ type ClientInterface interface {
 	//
 	// Queues an image, video, audio file, voice note, document or sticker. Give the file in one of three ways:
 	// - JSON with `url`: the server downloads it (timeout, size cap, no private addresses);
-	// - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply, the file limit does);
+	// - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
+	//   the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
+	//   than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
+	//   `UNAVAILABLE` with `Retry-After`;
 	// - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 	//   streamed to storage without being held in memory.
+	//
+	// The session, the token's access to it and `Idempotency-Key` are checked before the body is read, and
+	// the fields sent before the file (put `to`, `kind`, `caption`, `mime_type`, `reply_to` first) before the
+	// file is stored: a request refused there costs no upload. A file stored for a request that fails after
+	// all is removed; files that no message refers to any more (those of deleted sessions) are removed
+	// after a grace period (`WABSYNC_MEDIA_GC_INTERVAL`, `WABSYNC_MEDIA_GC_GRACE`).
 	//
 	// `kind` is inferred from the MIME type when absent (`image/*` → `image`, `video/*` → `video`,
 	// `audio/ogg` with opus → `voice`, other `audio/*` → `audio`, `image/webp` stays `image` unless
@@ -2712,9 +2721,18 @@ type ClientInterface interface {
 	//
 	// Queues an image, video, audio file, voice note, document or sticker. Give the file in one of three ways:
 	// - JSON with `url`: the server downloads it (timeout, size cap, no private addresses);
-	// - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply, the file limit does);
+	// - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
+	//   the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
+	//   than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
+	//   `UNAVAILABLE` with `Retry-After`;
 	// - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 	//   streamed to storage without being held in memory.
+	//
+	// The session, the token's access to it and `Idempotency-Key` are checked before the body is read, and
+	// the fields sent before the file (put `to`, `kind`, `caption`, `mime_type`, `reply_to` first) before the
+	// file is stored: a request refused there costs no upload. A file stored for a request that fails after
+	// all is removed; files that no message refers to any more (those of deleted sessions) are removed
+	// after a grace period (`WABSYNC_MEDIA_GC_INTERVAL`, `WABSYNC_MEDIA_GC_GRACE`).
 	//
 	// `kind` is inferred from the MIME type when absent (`image/*` → `image`, `video/*` → `video`,
 	// `audio/ogg` with opus → `voice`, other `audio/*` → `audio`, `image/webp` stays `image` unless
@@ -3758,9 +3776,18 @@ func (c *RawClient) SendContact(ctx context.Context, session SessionPath, params
 //
 // Queues an image, video, audio file, voice note, document or sticker. Give the file in one of three ways:
 //   - JSON with `url`: the server downloads it (timeout, size cap, no private addresses);
-//   - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply, the file limit does);
+//   - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
+//     the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
+//     than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
+//     `UNAVAILABLE` with `Retry-After`;
 //   - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 //     streamed to storage without being held in memory.
+//
+// The session, the token's access to it and `Idempotency-Key` are checked before the body is read, and
+// the fields sent before the file (put `to`, `kind`, `caption`, `mime_type`, `reply_to` first) before the
+// file is stored: a request refused there costs no upload. A file stored for a request that fails after
+// all is removed; files that no message refers to any more (those of deleted sessions) are removed
+// after a grace period (`WABSYNC_MEDIA_GC_INTERVAL`, `WABSYNC_MEDIA_GC_GRACE`).
 //
 // `kind` is inferred from the MIME type when absent (`image/*` → `image`, `video/*` → `video`,
 // `audio/ogg` with opus → `voice`, other `audio/*` → `audio`, `image/webp` stays `image` unless
@@ -3786,9 +3813,18 @@ func (c *RawClient) SendFileWithBody(ctx context.Context, session SessionPath, p
 //
 // Queues an image, video, audio file, voice note, document or sticker. Give the file in one of three ways:
 //   - JSON with `url`: the server downloads it (timeout, size cap, no private addresses);
-//   - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply, the file limit does);
+//   - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
+//     the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
+//     than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
+//     `UNAVAILABLE` with `Retry-After`;
 //   - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 //     streamed to storage without being held in memory.
+//
+// The session, the token's access to it and `Idempotency-Key` are checked before the body is read, and
+// the fields sent before the file (put `to`, `kind`, `caption`, `mime_type`, `reply_to` first) before the
+// file is stored: a request refused there costs no upload. A file stored for a request that fails after
+// all is removed; files that no message refers to any more (those of deleted sessions) are removed
+// after a grace period (`WABSYNC_MEDIA_GC_INTERVAL`, `WABSYNC_MEDIA_GC_GRACE`).
 //
 // `kind` is inferred from the MIME type when absent (`image/*` → `image`, `video/*` → `video`,
 // `audio/ogg` with opus → `voice`, other `audio/*` → `audio`, `image/webp` stays `image` unless
@@ -8160,9 +8196,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Queues an image, video, audio file, voice note, document or sticker. Give the file in one of three ways:
 	// - JSON with `url`: the server downloads it (timeout, size cap, no private addresses);
-	// - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply, the file limit does);
+	// - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
+	//   the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
+	//   than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
+	//   `UNAVAILABLE` with `Retry-After`;
 	// - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 	//   streamed to storage without being held in memory.
+	//
+	// The session, the token's access to it and `Idempotency-Key` are checked before the body is read, and
+	// the fields sent before the file (put `to`, `kind`, `caption`, `mime_type`, `reply_to` first) before the
+	// file is stored: a request refused there costs no upload. A file stored for a request that fails after
+	// all is removed; files that no message refers to any more (those of deleted sessions) are removed
+	// after a grace period (`WABSYNC_MEDIA_GC_INTERVAL`, `WABSYNC_MEDIA_GC_GRACE`).
 	//
 	// `kind` is inferred from the MIME type when absent (`image/*` → `image`, `video/*` → `video`,
 	// `audio/ogg` with opus → `voice`, other `audio/*` → `audio`, `image/webp` stays `image` unless
@@ -8178,9 +8223,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Queues an image, video, audio file, voice note, document or sticker. Give the file in one of three ways:
 	// - JSON with `url`: the server downloads it (timeout, size cap, no private addresses);
-	// - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply, the file limit does);
+	// - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
+	//   the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
+	//   than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
+	//   `UNAVAILABLE` with `Retry-After`;
 	// - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 	//   streamed to storage without being held in memory.
+	//
+	// The session, the token's access to it and `Idempotency-Key` are checked before the body is read, and
+	// the fields sent before the file (put `to`, `kind`, `caption`, `mime_type`, `reply_to` first) before the
+	// file is stored: a request refused there costs no upload. A file stored for a request that fails after
+	// all is removed; files that no message refers to any more (those of deleted sessions) are removed
+	// after a grace period (`WABSYNC_MEDIA_GC_INTERVAL`, `WABSYNC_MEDIA_GC_GRACE`).
 	//
 	// `kind` is inferred from the MIME type when absent (`image/*` → `image`, `video/*` → `video`,
 	// `audio/ogg` with opus → `voice`, other `audio/*` → `audio`, `image/webp` stays `image` unless
@@ -11899,9 +11953,18 @@ func (c *ClientWithResponses) SendContactWithResponse(ctx context.Context, sessi
 //
 // Queues an image, video, audio file, voice note, document or sticker. Give the file in one of three ways:
 //   - JSON with `url`: the server downloads it (timeout, size cap, no private addresses);
-//   - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply, the file limit does);
+//   - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
+//     the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
+//     than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
+//     `UNAVAILABLE` with `Retry-After`;
 //   - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 //     streamed to storage without being held in memory.
+//
+// The session, the token's access to it and `Idempotency-Key` are checked before the body is read, and
+// the fields sent before the file (put `to`, `kind`, `caption`, `mime_type`, `reply_to` first) before the
+// file is stored: a request refused there costs no upload. A file stored for a request that fails after
+// all is removed; files that no message refers to any more (those of deleted sessions) are removed
+// after a grace period (`WABSYNC_MEDIA_GC_INTERVAL`, `WABSYNC_MEDIA_GC_GRACE`).
 //
 // `kind` is inferred from the MIME type when absent (`image/*` → `image`, `video/*` → `video`,
 // `audio/ogg` with opus → `voice`, other `audio/*` → `audio`, `image/webp` stays `image` unless
@@ -11923,9 +11986,18 @@ func (c *ClientWithResponses) SendFileWithBodyWithResponse(ctx context.Context, 
 //
 // Queues an image, video, audio file, voice note, document or sticker. Give the file in one of three ways:
 //   - JSON with `url`: the server downloads it (timeout, size cap, no private addresses);
-//   - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply, the file limit does);
+//   - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
+//     the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
+//     than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
+//     `UNAVAILABLE` with `Retry-After`;
 //   - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 //     streamed to storage without being held in memory.
+//
+// The session, the token's access to it and `Idempotency-Key` are checked before the body is read, and
+// the fields sent before the file (put `to`, `kind`, `caption`, `mime_type`, `reply_to` first) before the
+// file is stored: a request refused there costs no upload. A file stored for a request that fails after
+// all is removed; files that no message refers to any more (those of deleted sessions) are removed
+// after a grace period (`WABSYNC_MEDIA_GC_INTERVAL`, `WABSYNC_MEDIA_GC_GRACE`).
 //
 // `kind` is inferred from the MIME type when absent (`image/*` → `image`, `video/*` → `video`,
 // `audio/ogg` with opus → `voice`, other `audio/*` → `audio`, `image/webp` stays `image` unless

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wabsync/wabsync/client"
+	"github.com/wabsync/wabsync/internal/testutil"
 )
 
 // blobFiles lists the files of the server's blob store (temp files too).
@@ -144,6 +145,11 @@ func TestRejectedUploadsLeaveNoFile(t *testing.T) {
 		want(t, ts.Do("POST", mine, a.Token, body, "Content-Type", ct), 422, "VALIDATION_ERROR")
 		want(t, ts.Do("POST", mine, a.Token, map[string]any{"to": b.Phone, "base64": b64(elf)}), 422, "VALIDATION_ERROR")
 	})
+	t.Run("NotConnectedAndNotToQueue", func(t *testing.T) {
+		_, tok := ts.sandboxSession("offline", client.SessionConfig{})
+		body, ct := multipartOrdered(t, [][2]string{{"to", b.Phone}, {"queue_if_offline", "false"}}, nil, pdf())
+		want(t, ts.Do("POST", mine, tok, body, "Content-Type", ct), 409, "SESSION_NOT_CONNECTED")
+	})
 	t.Run("IdempotencyConflict", func(t *testing.T) {
 		first := pdf()
 		body, ct := multipartOrdered(t, [][2]string{{"to", b.Phone}}, nil, first)
@@ -231,4 +237,63 @@ func TestBlobCollector(t *testing.T) {
 			t.Fatal("b's file does not download any more")
 		}
 	})
+}
+
+// The server collects by itself, every MediaGCInterval.
+func TestBlobCollectorRuns(t *testing.T) {
+	ts := mustRunMain(t, func(c *Config) { c.MediaGCInterval, c.MediaGCGrace = 20*time.Millisecond, time.Minute })
+	orphan, err := ts.Blobs.Put(context.Background(), bytes.NewReader(randomBytes(100)), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.ageBlobs(2 * time.Minute)
+	testutil.Eventually(t, 30*time.Second, func() bool { return len(ts.blobFiles()) == 0 },
+		"the old orphan %s was not collected", orphan.Key)
+}
+
+// Two nodes on one PostgreSQL database, each with its own data directory:
+// each collects only its own store, and keeps a file that a message stored
+// through the other node refers to.
+func TestBlobCollectorOwnStore(t *testing.T) {
+	testutil.RequirePostgres(t)
+	cfg := testConfig(t)
+	cfgA, cfgB := cfg, cfg
+	cfgA.NodeID, cfgB.NodeID = "node-a", "node-b"
+	cfgB.DataDir = t.TempDir()
+	a := mustRunConfig(t, cfgA)
+	b := mustRunConfig(t, cfgB)
+	ctx := context.Background()
+	p := a.linkedPeer("a", client.SessionConfig{})
+	data := append([]byte("%PDF-1.7\n"), randomBytes(1000)...)
+	if _, err := p.C.UploadFile(ctx, "me", client.Upload{To: "+14155550123", Filename: "f.pdf"}, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	put := func(ts *testServer, d []byte) string {
+		t.Helper()
+		blob, err := ts.Blobs.Put(ctx, bytes.NewReader(d), 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return blob.Key
+	}
+	orphanA := put(a, randomBytes(100))
+	orphanB := put(b, randomBytes(100))
+	copyB := put(b, data) // the same bytes in B's store
+	a.ageBlobs(2 * time.Hour)
+	b.ageBlobs(2 * time.Hour)
+	if n := b.CollectBlobs(ctx); n != 1 {
+		t.Fatalf("node B removed %d files, want its orphan %s only", n, orphanB)
+	}
+	if got := b.blobFiles(); len(got) != 1 || got[0] != copyB {
+		t.Fatalf("node B keeps %v, want only %s (a message refers to it)", got, copyB)
+	}
+	if got := a.blobFiles(); len(got) != 2 {
+		t.Fatalf("node A's store changed when B collected: %v", got)
+	}
+	if n := a.CollectBlobs(ctx); n != 1 {
+		t.Fatalf("node A removed %d files, want its orphan %s only", n, orphanA)
+	}
+	if got := a.blobFiles(); len(got) != 1 || got[0] != sha(data) {
+		t.Fatalf("node A keeps %v, want only the message's file", got)
+	}
 }

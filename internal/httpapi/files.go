@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -13,9 +14,9 @@ import (
 )
 
 type sendFileRequest struct {
-	To             string `json:"to"`
-	URL            string `json:"url"`
-	Base64         string `json:"base64"`
+	To  string `json:"to"`
+	URL string `json:"url"`
+	// The base64 field is not here: readJSONFile streams it to the store.
 	Filename       string `json:"filename"`
 	MimeType       string `json:"mime_type"`
 	Kind           string `json:"kind"`
@@ -39,20 +40,35 @@ func (s *Server) handleSendFile(w http.ResponseWriter, r *http.Request) error {
 		return wabsync.Errorf(wabsync.EUnavailable, "Media storage is not configured.")
 	}
 	sessionID, err := s.existingSession(r)
+	if err == nil && len(r.Header.Get("Idempotency-Key")) > 255 {
+		err = fieldError(wabsync.EBadRequest, "Idempotency-Key", "must be at most 255 characters")
+	}
 	if err != nil {
+		w.Header().Set("Connection", "close")
 		return err
 	}
-	if len(r.Header.Get("Idempotency-Key")) > 255 {
-		return fieldError(wabsync.EBadRequest, "Idempotency-Key", "must be at most 255 characters")
-	}
 	up := &upload{sessionID: sessionID}
-	done, err := s.sendFile(w, r, up)
-	if (err != nil || !done) && up.blob != nil {
+	accepting, err := s.sendFile(w, r, up)
+	if err != nil {
+		// The rest of a refused body is not worth reading (net/http would
+		// wait for up to 256 KiB of it before answering).
+		w.Header().Set("Connection", "close")
+	}
+	// Once the message was handed to the store, a fault may still have
+	// stored it: its file is then left to the collector, which asks.
+	if up.blob != nil && (!accepting || (err != nil && !mayBeStored(err))) {
 		if derr := s.media.Blobs.Discard(*up.blob); derr != nil {
 			s.logger.WarnContext(r.Context(), "removing the file of a failed upload", "request_id", requestIDFrom(r.Context()), "err", derr)
 		}
 	}
 	return err
+}
+
+// mayBeStored reports whether a failed accept may have stored the message
+// all the same: an internal or storage fault, not a refusal.
+func mayBeStored(err error) bool {
+	code := wabsync.ErrorCode(err)
+	return code == wabsync.EInternal || code == wabsync.EUnavailable
 }
 
 // upload is a file send request as it is read.
@@ -65,8 +81,9 @@ type upload struct {
 }
 
 // sendFile reads and checks the request, stores its file and accepts the
-// message; done is false when no message was stored (an idempotent replay).
-func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, up *upload) (done bool, err error) {
+// message; accepting says that it got as far as storing the message (not
+// so for an error before, or an idempotent replay).
+func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, up *upload) (accepting bool, err error) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "application/json":
@@ -87,13 +104,11 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, up *upload) (d
 	v := wabsync.ValidationErrors{}
 	m := outbound(sc.sess, "", req.To, v)
 	checkFileFields(req, v)
-	if up.blob == nil {
-		switch {
-		case req.URL != "" && req.Base64 != "":
-			v.Add("url", "give either url or base64, not both")
-		case req.URL == "" && req.Base64 == "":
-			v.Add("url", "give the file as url or base64 (or send multipart/form-data with a file part)")
-		}
+	switch {
+	case up.blob != nil && req.URL != "":
+		v.Add("url", "give either url or base64, not both")
+	case up.blob == nil && req.URL == "":
+		v.Add("url", "give the file as url or base64 (or send multipart/form-data with a file part)")
 	}
 	if err := s.setReplyTo(r, sc.sess.ID, m, req.ReplyTo, v); err != nil {
 		return false, err
@@ -112,45 +127,116 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, up *upload) (d
 	return true, s.accept(w, r, sc, m, up.hash, req.QueueIfOffline)
 }
 
-// readJSONFile reads a JSON request: its fields, and the file as base64 or
-// a URL (stored later, by storeJSONFile).
+// maxJSONUploads is how many JSON requests larger than the JSON limit (a
+// base64 file) are read at once; past it the server answers 503 with
+// Retry-After. Each holds a few buffers, never the file (see readJSONFile).
+const maxJSONUploads = 16
+
+// readJSONFile reads a JSON request: its fields, and its file, as a URL
+// (fetched later, by storeJSONFile) or as base64, decoded as it streams in
+// and stored once the fields before it have passed checkBeforeFile (fields
+// after it are checked with the whole request). Only the other fields are
+// held, bounded by the JSON limit. The hash for Idempotency-Key covers the
+// fields and the file's SHA-256.
 func (s *Server) readJSONFile(w http.ResponseWriter, r *http.Request, up *upload) error {
-	// base64 inflates by 4/3; the JSON limit grows to fit the largest file.
-	raw, err := s.readBody(w, r, s.cfg.MaxUpload/3*4+s.cfg.MaxJSON)
+	// base64 inflates by 4/3; the body's limit grows to fit the largest file.
+	limit := s.cfg.MaxUpload/3*4 + s.cfg.MaxJSON
+	if r.ContentLength > limit {
+		return errorf(wabsync.EPayloadTooLarge, "The request body is larger than %d bytes.", limit)
+	}
+	release, err := s.jsonUploadSlot(w, r)
 	if err != nil {
 		return err
 	}
-	if err := decodeStrict(raw, &up.req); err != nil {
+	defer release()
+	fields := map[string]json.RawMessage{}
+	walker := &fileJSON{file: "base64", maxFields: s.cfg.MaxJSON,
+		field:  func(key string, raw json.RawMessage) error { fields[key] = raw; return nil },
+		onFile: func(b64 io.Reader) error { return s.storeBase64(r, up, fields, b64) }}
+	switch err := walker.walk(http.MaxBytesReader(w, r.Body, limit)); {
+	case errors.Is(err, errBadJSON):
+		return errorf(wabsync.EBadRequest, "The request body is not valid JSON.")
+	case errors.Is(err, errFieldsTooLarge):
+		return errorf(wabsync.EPayloadTooLarge, "The fields other than base64 are larger than %d bytes.", s.cfg.MaxJSON)
+	case err != nil:
+		return uploadError(err)
+	}
+	if err := decodeFields(fields, &up.req); err != nil {
 		return err
 	}
-	up.hash = requestHash(r, raw)
+	raw, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	parts := [][]byte{raw}
+	if up.blob != nil {
+		parts = append(parts, []byte("base64="+up.blob.SHA256))
+	}
+	up.hash = requestHash(r, parts...)
 	return nil
 }
 
-// storeJSONFile stores the file of a JSON request: fetched from its URL or
-// decoded from base64.
-func (s *Server) storeJSONFile(r *http.Request, up *upload) error {
-	var b media.Blob
-	var err error
-	if up.req.URL != "" {
-		if s.media.Fetcher == nil {
-			return wabsync.Errorf(wabsync.EUnavailable, "Fetching URLs is not configured.")
-		}
-		var name, ctype string
-		b, name, ctype, err = s.media.Fetcher.Fetch(r.Context(), up.req.URL)
-		if err != nil {
-			return err
-		}
-		if up.req.Filename == "" {
-			up.req.Filename = name
-		}
-		up.partType = ctype
-	} else {
-		b, err = s.media.Blobs.PutBase64(r.Context(), up.req.Base64, s.cfg.MaxUpload)
-		if err != nil {
-			return err
-		}
+// jsonUploadSlot takes one of the maxJSONUploads slots for a JSON body
+// larger than the JSON limit (or of no stated length), or answers 503.
+func (s *Server) jsonUploadSlot(w http.ResponseWriter, r *http.Request) (release func(), err error) {
+	if r.ContentLength >= 0 && r.ContentLength <= s.cfg.MaxJSON {
+		return func() {}, nil
 	}
+	select {
+	case s.jsonUploads <- struct{}{}:
+		return func() { <-s.jsonUploads }, nil
+	default:
+		w.Header().Set("Retry-After", "1")
+		return nil, errorf(wabsync.EUnavailable, "Too many large JSON uploads at once; retry after the time in Retry-After, or send the file as multipart/form-data.")
+	}
+}
+
+// storeBase64 checks the fields that came before the base64 file, then
+// decodes the file from b64 into the blob store as it arrives.
+func (s *Server) storeBase64(r *http.Request, up *upload, fields map[string]json.RawMessage, b64 io.Reader) error {
+	if up.blob != nil {
+		return fieldError(wabsync.EValidation, "base64", "is given twice")
+	}
+	if err := decodeFields(fields, &up.req); err != nil {
+		return err
+	}
+	v := wabsync.ValidationErrors{}
+	if up.req.URL != "" {
+		v.Add("url", "give either url or base64, not both")
+	}
+	if err := s.checkBeforeFile(r, up, v); err != nil {
+		return err
+	}
+	b, err := s.media.Blobs.PutBase64Reader(r.Context(), b64, s.cfg.MaxUpload)
+	if err != nil {
+		return err
+	}
+	up.blob = &b
+	return nil
+}
+
+// decodeFields decodes the fields read so far into req, strictly.
+func decodeFields(fields map[string]json.RawMessage, req *sendFileRequest) error {
+	raw, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(raw, req)
+}
+
+// storeJSONFile fetches and stores the file of a JSON request's url.
+func (s *Server) storeJSONFile(r *http.Request, up *upload) error {
+	if s.media.Fetcher == nil {
+		return wabsync.Errorf(wabsync.EUnavailable, "Fetching URLs is not configured.")
+	}
+	b, name, ctype, err := s.media.Fetcher.Fetch(r.Context(), up.req.URL)
+	if err != nil {
+		return err
+	}
+	if up.req.Filename == "" {
+		up.req.Filename = name
+	}
+	up.partType = ctype
 	up.blob = &b
 	return nil
 }
@@ -267,7 +353,7 @@ func (s *Server) readMultipartFile(w http.ResponseWriter, r *http.Request, up *u
 			}
 			b, err := s.media.Blobs.Put(r.Context(), p, s.cfg.MaxUpload)
 			if err != nil {
-				return tooLargeOr(err, err)
+				return uploadError(err)
 			}
 			up.blob = &b
 			up.partType, _, _ = mime.ParseMediaType(p.Header.Get("Content-Type"))
@@ -319,4 +405,17 @@ func tooLargeOr(err, other error) error {
 		return errorf(wabsync.EPayloadTooLarge, "The file is larger than the limit (WABSYNC_MAX_UPLOAD).")
 	}
 	return other
+}
+
+// uploadError is the answer to an error of storing an upload: 413 past the
+// limit, 400 for a body that could not be read (cut short), else err.
+func uploadError(err error) error {
+	var we *wabsync.Error
+	if errors.As(err, &we) {
+		return err
+	}
+	if media.IsReadError(err) {
+		return tooLargeOr(err, errorf(wabsync.EBadRequest, "The request body could not be read."))
+	}
+	return tooLargeOr(err, err)
 }

@@ -59,6 +59,8 @@ type Server struct {
 	sandbox SandboxService
 	docs    http.Handler
 	media   MediaDeps
+	// jsonUploads holds a slot per large JSON file upload being read.
+	jsonUploads chan struct{}
 
 	nodeID         string
 	proxyTransport http.RoundTripper
@@ -110,7 +112,8 @@ func New(cfg Config, db *store.DB, limiter *ratelimit.Limiter, deps Deps, logger
 		cfg.UploadMinRate = DefaultUploadMinRate
 	}
 	s := &Server{cfg: cfg, db: db, limiter: limiter, logger: logger, deps: deps, mux: http.NewServeMux(), streamsClosed: make(chan struct{}),
-		streams: newStreams(cfg.MaxStreams, cfg.MaxStreamsPerToken), authGate: newAuthGate(deps.AuthFailures)}
+		streams: newStreams(cfg.MaxStreams, cfg.MaxStreamsPerToken), authGate: newAuthGate(deps.AuthFailures),
+		jsonUploads: make(chan struct{}, maxJSONUploads)}
 	s.metrics = newMetrics(db)
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.wrap(rt))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -64,6 +65,8 @@ func TestPutBase64(t *testing.T) {
 		{"BadChars", "aGVsbG8*d29ybGQ="},
 		{"PaddingInside", "aGVs=bG8="},
 		{"MixedAlphabets", "ab+c-d__"},
+		{"TooMuchPadding", "aGVsbG8=="},
+		{"PaddingOnly", "===="},
 		{"DataURLNotBase64", "data:text/plain,hello"},
 		{"DataURLNoComma", "data:image/png;base64"},
 	}
@@ -80,6 +83,17 @@ func TestPutBase64(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ReaderError", func(t *testing.T) {
+		s, dir := MustStore(t)
+		cut := errors.New("connection reset")
+		_, err := s.PutBase64Reader(t.Context(), io.MultiReader(strings.NewReader("aGVsbG8gd29y"), iotestErr{cut}), 1<<20)
+		if !errors.Is(err, cut) || !media.IsReadError(err) {
+			t.Fatalf("err = %v, want the reader's error", err)
+		}
+		if fs := files(t, dir); len(fs) != 0 {
+			t.Errorf("files left behind: %v", fs)
+		}
+	})
 	t.Run("ErrTooLarge", func(t *testing.T) {
 		s, dir := MustStore(t)
 		_, err := s.PutBase64(t.Context(), base64.StdEncoding.EncodeToString(make([]byte, 1001)), 1000)

@@ -57,7 +57,7 @@ func (s *Store) removeUnless(key string, keep func(mod time.Time) bool) (bool, e
 type ReferencedFunc func(ctx context.Context, keys []string) (map[string]bool, error)
 
 // collectBatch is how many blob keys Collect asks about at once.
-const collectBatch = 5000
+const collectBatch = 20000
 
 // Collect removes the blobs of this store that referenced does not report
 // and that are older than grace (by modification time: Put renews it when

@@ -251,6 +251,13 @@ type readError struct{ err error }
 func (e *readError) Error() string { return "media: read: " + e.err.Error() }
 func (e *readError) Unwrap() error { return e.err }
 
+// IsReadError reports whether err is an error of the reader given to Put
+// (a request body cut short, say) rather than one of the store.
+func IsReadError(err error) bool {
+	var re *readError
+	return errors.As(err, &re)
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
