@@ -148,3 +148,57 @@ func TestReactionToMessageRevokedMeanwhile(t *testing.T) {
 		t.Fatalf("bob received %d messages, want none", len(got))
 	}
 }
+
+// TestRevokeWhileSenderHoldsIt: a queued message revoked while the session's
+// sender already holds it (read from the outbox, waiting for its pace) is
+// not sent; the messages before and after it are.
+func TestRevokeWhileSenderHoldsIt(t *testing.T) {
+	ts := mustRunMain(t)
+	ctx := context.Background()
+	a := ts.linkedPeer("alice", client.SessionConfig{SendRate: ptr(float32(1)), SendBurst: ptr(1)})
+	b := ts.linkedPeer("bob", client.SessionConfig{})
+	// Queued while offline, the four are read from the outbox at once when
+	// the session connects; "one" goes at once, the rest one a second.
+	if _, err := a.C.Disconnect(ctx, "me"); err != nil {
+		t.Fatal(err)
+	}
+	var sent []*client.Message
+	for _, text := range []string{"one", "two", "three", "four"} {
+		m, err := a.C.SendText(ctx, "me", client.SendTextRequest{To: b.Phone, Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, m)
+	}
+	if _, err := a.C.Connect(ctx, "me"); err != nil {
+		t.Fatal(err)
+	}
+	waitStatusOf(t, a, sent[0].ID, "delivered")
+	rv, err := a.C.RevokeMessage(ctx, "me", sent[3].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rv.Revoked == nil || !*rv.Revoked || rv.Status != "failed" || rv.Error == nil || rv.Error.Code != "REVOKED_BEFORE_SENDING" {
+		t.Fatalf("revoked %+v", rv)
+	}
+	last, err := a.C.SendText(ctx, "me", client.SendTextRequest{To: b.Phone, Text: "five"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbound(t, b, last.WAID)
+	var got []string
+	for _, m := range allMessages(t, b, client.ListMessagesParams{Direction: ptr(client.Direction("in"))}) {
+		got = append(got, *m.Text)
+	}
+	if len(got) != 4 {
+		t.Fatalf("bob received %q; want one, two, three and five", got)
+	}
+	for _, text := range got {
+		if text == "four" {
+			t.Fatalf("bob received the revoked message: %q", got)
+		}
+	}
+	if m := waitStatusOf(t, a, sent[3].ID, "failed"); m.Revoked == nil || !*m.Revoked {
+		t.Fatalf("revoked message %+v", m)
+	}
+}

@@ -132,31 +132,34 @@ func (s *Server) handleRevokeMessage(w http.ResponseWriter, r *http.Request) err
 		respond(w, http.StatusOK, "Message revoked", s.shown(m))
 		return nil
 	}
-	sent := false
-	if m.Status != wabsync.MsgQueued {
-		eng, err := s.connectedEngine(m.SessionID)
+	if m.Status == wabsync.MsgQueued {
+		done, err := s.revokeQueued(r.Context(), m)
 		if err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-		defer cancel()
-		if _, err := eng.Send(ctx, &wabsync.OutgoingMessage{WAID: wabsync.NewWAID(), To: m.Chat, Kind: m.Kind,
-			Revoke: &wabsync.MessageTarget{WAID: m.WAID, Sender: m.FromJID, FromMe: true}}); err != nil {
-			return engineErr(err)
+		if done != nil {
+			respond(w, http.StatusOK, "Message revoked", s.shown(done))
+			return nil
 		}
-		sent = true
+		// The session sent it meanwhile: revoke it on the network.
+		if m, err = s.db.GetMessage(r.Context(), m.SessionID, m.ID); err != nil {
+			return err
+		}
+		if m.Status == wabsync.MsgFailed {
+			return wabsync.Errorf(wabsync.EConflict, "The message failed meanwhile; there is nothing to revoke.")
+		}
+	}
+	eng, err := s.connectedEngine(m.SessionID)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := eng.Send(ctx, &wabsync.OutgoingMessage{WAID: wabsync.NewWAID(), To: m.Chat, Kind: m.Kind,
+		Revoke: &wabsync.MessageTarget{WAID: m.WAID, Sender: m.FromJID, FromMe: true}}); err != nil {
+		return engineErr(err)
 	}
 	m, err = s.db.ModifyMessage(r.Context(), m.SessionID, m.ID, wabsync.EventMessageRevoked, func(m *wabsync.Message) error {
-		if !sent {
-			if m.Status != wabsync.MsgQueued {
-				// The sender took it meanwhile: no revoke went out for it.
-				return wabsync.Errorf(wabsync.EConflict, "The message is being sent right now; revoke it again in a moment.")
-			}
-			// Not sent yet: it never will be.
-			m.Status = wabsync.MsgFailed
-			m.Error = &wabsync.MessageError{Code: "REVOKED_BEFORE_SENDING", Message: "Revoked before it was sent; nothing went out."}
-			m.StatusHistory = append(m.StatusHistory, wabsync.StatusChange{Status: wabsync.MsgFailed, At: time.Now().UTC()})
-		}
 		m.Revoked = true
 		return nil
 	})
@@ -165,6 +168,35 @@ func (s *Server) handleRevokeMessage(w http.ResponseWriter, r *http.Request) err
 	}
 	respond(w, http.StatusOK, "Message revoked", s.shown(m))
 	return nil
+}
+
+// errSentMeanwhile tells revokeQueued that the sender took the message.
+var errSentMeanwhile = errors.New("sent meanwhile")
+
+// revokeQueued fails a message that is still queued, so that it never goes
+// out, while the session's sender is between sends. It returns nil and no
+// error when the message was sent meanwhile (it must be revoked on the
+// network then).
+func (s *Server) revokeQueued(ctx context.Context, m *wabsync.Message) (*wabsync.Message, error) {
+	var out *wabsync.Message
+	err := s.deps.Sessions.CancelQueued(ctx, m.SessionID, func() error {
+		var err error
+		out, err = s.db.ModifyMessage(ctx, m.SessionID, m.ID, wabsync.EventMessageRevoked, func(m *wabsync.Message) error {
+			if m.Status != wabsync.MsgQueued {
+				return errSentMeanwhile
+			}
+			m.Revoked = true
+			m.Status = wabsync.MsgFailed
+			m.Error = &wabsync.MessageError{Code: "REVOKED_BEFORE_SENDING", Message: "Revoked before it was sent; nothing went out."}
+			m.StatusHistory = append(m.StatusHistory, wabsync.StatusChange{Status: wabsync.MsgFailed, At: time.Now().UTC()})
+			return nil
+		})
+		return err
+	})
+	if errors.Is(err, errSentMeanwhile) {
+		return nil, nil
+	}
+	return out, err
 }
 
 func (s *Server) handleMarkRead(w http.ResponseWriter, r *http.Request) error {

@@ -25,6 +25,9 @@ type SessionService interface {
 	RotateToken(ctx context.Context, id string) (string, error)
 	// Engine returns the engine of a connected session on this node, or nil.
 	Engine(id string) wabsync.Engine
+	// CancelQueued runs cancel (which fails a message it finds queued)
+	// while the session's sender is between sends.
+	CancelQueued(ctx context.Context, id string, cancel func() error) error
 }
 
 func (s *Server) sessionRoutes() []route {

@@ -64,6 +64,7 @@ type Manager struct {
 	mu      sync.Mutex
 	runners map[string]*runner
 	actions map[string]*actionLock // control actions in progress, per session
+	gates   sync.Map               // session id → *outboxGate (see CancelQueued)
 	closed  bool
 	wg      sync.WaitGroup // sender goroutines and background starts
 
@@ -436,6 +437,7 @@ func (m *Manager) delete(ctx context.Context, id string) error {
 	if err := m.db.DeleteSession(ctx, id); err != nil {
 		return err
 	}
+	m.gates.Delete(id)
 	if m.opts.OnTokensChanged != nil {
 		m.opts.OnTokensChanged(id)
 	}

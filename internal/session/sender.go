@@ -145,7 +145,7 @@ func permanent(err error) (*wabsync.EngineError, bool) {
 // at once: as many as the pace allows go in one call, and their outcomes are
 // recorded in one transaction. It returns how many it handled and whether
 // to retry later.
-func (m *Manager) sendBatches(ctx context.Context, r *runner, bs wabsync.BatchSender, batch []*wabsync.Message, began time.Time) (int, bool) {
+func (m *Manager) sendBatches(ctx context.Context, r *runner, bs wabsync.BatchSender, batch []*wabsync.Message, began time.Time, g *outboxGate, gen uint64) (int, bool) {
 	done := 0
 	for done < len(batch) {
 		n := r.takeTokens(len(batch) - done)
@@ -158,76 +158,93 @@ func (m *Manager) sendBatches(ctx context.Context, r *runner, bs wabsync.BatchSe
 		if !ok {
 			return done, false
 		}
-		chunk := batch[done : done+n]
-		outs := make([]*wabsync.OutgoingMessage, 0, n)
-		idx := make([]int, 0, n)
-		prepErr := make([]*wabsync.MessageError, n)
-		for i, msg := range chunk {
-			out, ferr := m.prepare(ctx, r, msg)
-			if ferr != nil {
-				prepErr[i] = ferr
-				continue
-			}
-			outs = append(outs, out)
-			idx = append(idx, i)
+		release, _ := g.hold(context.Background())
+		if g.gen.Load() != gen {
+			release()
+			r.readOutboxAgain()
+			return done, false
 		}
-		var res []wabsync.SendResult
-		var errs []error
-		if len(outs) > 0 {
-			sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			res, errs = bs.SendBatch(sctx, outs)
-			cancel()
-		}
-		sendErr := make([]error, n)
-		sendRes := make([]wabsync.SendResult, n)
-		for j, i := range idx {
-			sendErr[i], sendRes[i] = errs[j], res[j]
-		}
-		handled := n
-		ids := make([]string, len(chunk))
-		for i, msg := range chunk {
-			ids[i] = msg.ID
-		}
-		err := m.db.Update(ctx, func(tx *store.Tx) error {
-			handled = n
-			if err := tx.PrefetchMessages(r.id, ids, nil); err != nil {
-				return err
-			}
-			for i, msg := range chunk {
-				if prepErr[i] != nil {
-					if err := tx.MarkFailed(r.id, msg.ID, prepErr[i].Code, prepErr[i].Message, began); err != nil {
-						return err
-					}
-					continue
-				}
-				if sendErr[i] != nil {
-					if ee, ok := permanent(sendErr[i]); ok {
-						if err := tx.MarkFailed(r.id, msg.ID, ee.Code, ee.Message, began); err != nil {
-							return err
-						}
-						continue
-					}
-					// A transient failure: this one and the rest go again later, in order.
-					handled = i
-					return nil
-				}
-				if err := tx.MarkSent(r.id, msg.ID, sendRes[i].Timestamp, began); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			m.logger.Error("recording sent messages", "session_id", r.id, "err", err)
-			return done, true
-		}
+		handled, failed := m.sendChunk(ctx, r, bs, batch[done:done+n], began)
+		release()
 		done += handled
-		if handled < n {
-			m.logger.Warn("send failed; will retry", "session_id", r.id, "message_id", chunk[handled].ID, "err", sendErr[handled])
+		if failed {
 			return done, true
 		}
 	}
 	return done, false
+}
+
+// sendChunk sends chunk in one call and records the outcomes in one
+// transaction. It returns how many it handled and whether to retry later.
+func (m *Manager) sendChunk(ctx context.Context, r *runner, bs wabsync.BatchSender, chunk []*wabsync.Message, began time.Time) (int, bool) {
+	n := len(chunk)
+	outs := make([]*wabsync.OutgoingMessage, 0, n)
+	idx := make([]int, 0, n)
+	prepErr := make([]*wabsync.MessageError, n)
+	for i, msg := range chunk {
+		out, ferr := m.prepare(ctx, r, msg)
+		if ferr != nil {
+			prepErr[i] = ferr
+			continue
+		}
+		outs = append(outs, out)
+		idx = append(idx, i)
+	}
+	var res []wabsync.SendResult
+	var errs []error
+	if len(outs) > 0 {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		res, errs = bs.SendBatch(sctx, outs)
+		cancel()
+	}
+	sendErr := make([]error, n)
+	sendRes := make([]wabsync.SendResult, n)
+	for j, i := range idx {
+		sendErr[i], sendRes[i] = errs[j], res[j]
+	}
+	handled := n
+	ids := make([]string, len(chunk))
+	for i, msg := range chunk {
+		ids[i] = msg.ID
+	}
+	err := m.db.Update(ctx, func(tx *store.Tx) error {
+		handled = n
+		if err := tx.PrefetchMessages(r.id, ids, nil); err != nil {
+			return err
+		}
+		for i, msg := range chunk {
+			if prepErr[i] != nil {
+				if err := tx.MarkFailed(r.id, msg.ID, prepErr[i].Code, prepErr[i].Message, began); err != nil {
+					return err
+				}
+				continue
+			}
+			if sendErr[i] != nil {
+				if ee, ok := permanent(sendErr[i]); ok {
+					if err := tx.MarkFailed(r.id, msg.ID, ee.Code, ee.Message, began); err != nil {
+						return err
+					}
+					continue
+				}
+				// A transient failure: this one and the rest go again later, in order.
+				handled = i
+				return nil
+			}
+			if err := tx.MarkSent(r.id, msg.ID, sendRes[i].Timestamp, began); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		m.logger.Error("recording sent messages", "session_id", r.id, "err", err)
+		return 0, true
+	}
+	if handled < n {
+		m.logger.Warn("send failed; will retry", "session_id", r.id, "message_id", chunk[handled].ID, "err", sendErr[handled])
+		return handled, true
+	}
+	return n, false
 }
 
 // outboxBatch is how many queued messages are taken at a time. Marking them
@@ -240,6 +257,10 @@ const outboxBatch = 32
 // many messages it handled, and whether to retry later (a transient error).
 func (m *Manager) sendQueued(r *runner) (int, bool) {
 	ctx := store.Background(r.fenced(context.Background()))
+	// A revoke of a queued message after this read makes the sender read
+	// again before it sends anything more (see CancelQueued).
+	g := m.gate(r.id)
+	gen := g.gen.Load()
 	batch, err := m.db.Outbox(ctx, r.id, outboxBatch)
 	if err != nil {
 		m.logger.Error("reading the outbox", "session_id", r.id, "err", err)
@@ -257,7 +278,7 @@ func (m *Manager) sendQueued(r *runner) (int, bool) {
 	bs, batching := r.engine.(wabsync.BatchSender)
 	r.mu.Unlock()
 	if batching {
-		return m.sendBatches(ctx, r, bs, batch, began)
+		return m.sendBatches(ctx, r, bs, batch, began, g, gen)
 	}
 	for i, msg := range batch {
 		if !r.pace() {
@@ -269,32 +290,51 @@ func (m *Manager) sendQueued(r *runner) (int, bool) {
 		if !ok {
 			return i, false
 		}
-		out, ferr := m.prepare(ctx, r, msg)
-		if ferr != nil {
-			if err := m.db.MarkFailed(ctx, r.id, msg.ID, ferr.Code, ferr.Message, began); err != nil {
-				return i, true
-			}
-			continue
+		release, _ := g.hold(context.Background())
+		if g.gen.Load() != gen {
+			release()
+			r.readOutboxAgain()
+			return i, false
 		}
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		res, err := eng.Send(sctx, out)
-		cancel()
-		if err != nil {
-			if ee, ok := permanent(err); ok {
-				if err := m.db.MarkFailed(ctx, r.id, msg.ID, ee.Code, ee.Message, began); err != nil {
-					return i, true
-				}
-				continue
-			}
-			m.logger.Warn("send failed; will retry", "session_id", r.id, "message_id", msg.ID, "err", err)
-			return i, true
-		}
-		if err := m.db.MarkSent(ctx, r.id, msg.ID, res.Timestamp, began); err != nil {
-			m.logger.Error("recording a sent message", "session_id", r.id, "message_id", msg.ID, "err", err)
+		stop := m.sendOne(ctx, r, eng, msg, began)
+		release()
+		if stop {
 			return i, true
 		}
 	}
 	return len(batch), false
+}
+
+// readOutboxAgain makes the send loop read the outbox again, also when it
+// handled nothing of the batch it had.
+func (r *runner) readOutboxAgain() {
+	r.mu.Lock()
+	r.send.again = true
+	r.mu.Unlock()
+}
+
+// sendOne sends one message and records its outcome. It returns true when
+// the sender should stop and retry later (a transient failure).
+func (m *Manager) sendOne(ctx context.Context, r *runner, eng wabsync.Engine, msg *wabsync.Message, began time.Time) bool {
+	out, ferr := m.prepare(ctx, r, msg)
+	if ferr != nil {
+		return m.db.MarkFailed(ctx, r.id, msg.ID, ferr.Code, ferr.Message, began) != nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	res, err := eng.Send(sctx, out)
+	cancel()
+	if err != nil {
+		if ee, ok := permanent(err); ok {
+			return m.db.MarkFailed(ctx, r.id, msg.ID, ee.Code, ee.Message, began) != nil
+		}
+		m.logger.Warn("send failed; will retry", "session_id", r.id, "message_id", msg.ID, "err", err)
+		return true
+	}
+	if err := m.db.MarkSent(ctx, r.id, msg.ID, res.Timestamp, began); err != nil {
+		m.logger.Error("recording a sent message", "session_id", r.id, "message_id", msg.ID, "err", err)
+		return true
+	}
+	return false
 }
 
 // prepare checks that msg may go from the account the session is linked
