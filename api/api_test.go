@@ -273,3 +273,63 @@ func TestEnumsMatchDomain(t *testing.T) {
 		wabsync.EUnsupportedMedia, wabsync.EValidation, wabsync.ERateLimited, wabsync.EInternal, wabsync.EUnavailable,
 	})
 }
+
+// TestNullableHasType mirrors Redocly's nullable-type-sibling rule, an error
+// in OpenAPI 3.0: a schema marked nullable must also say its type (a bare
+// allOf does not count). .ci/run lints the whole document with Redocly.
+func TestNullableHasType(t *testing.T) {
+	doc := mustLoad(t)
+	seen := map[*openapi3.Schema]bool{}
+	var visit func(where string, ref *openapi3.SchemaRef)
+	visit = func(where string, ref *openapi3.SchemaRef) {
+		if ref == nil || ref.Value == nil || seen[ref.Value] {
+			return
+		}
+		s := ref.Value
+		seen[s] = true
+		if s.Nullable && (s.Type == nil || len(*s.Type) == 0) {
+			t.Errorf("%s: nullable without a type", where)
+		}
+		for name, p := range s.Properties {
+			visit(where+"."+name, p)
+		}
+		for i, parts := range [][]*openapi3.SchemaRef{s.AllOf, s.OneOf, s.AnyOf} {
+			for _, p := range parts {
+				visit(where+[]string{".allOf", ".oneOf", ".anyOf"}[i], p)
+			}
+		}
+		visit(where+"[]", s.Items)
+		visit(where+".*", s.AdditionalProperties.Schema)
+	}
+	for name, s := range doc.Components.Schemas {
+		visit(name, s)
+	}
+	for _, op := range api.Operations() {
+		o := doc.Paths.Find(op.Path).GetOperation(op.Method)
+		for _, p := range o.Parameters {
+			visit(op.OperationID+" "+p.Value.Name, p.Value.Schema)
+		}
+		if o.RequestBody != nil {
+			for ct, mt := range o.RequestBody.Value.Content {
+				visit(op.OperationID+" request "+ct, mt.Schema)
+			}
+		}
+		for code, r := range o.Responses.Map() {
+			for ct, mt := range r.Value.Content {
+				visit(op.OperationID+" "+code+" "+ct, mt.Schema)
+			}
+		}
+	}
+
+	t.Run("ChatWithoutMessage", func(t *testing.T) {
+		chat := map[string]any{"jid": "14155550123@s.whatsapp.net", "last_message": nil, "unread_count": 0.0,
+			"updated_at": "2026-01-01T00:00:00Z"}
+		if err := doc.Components.Schemas["Chat"].Value.VisitJSON(chat); err != nil {
+			t.Errorf("a chat with last_message null: %v", err)
+		}
+		chat["last_message"] = "text"
+		if err := doc.Components.Schemas["Chat"].Value.VisitJSON(chat); err == nil {
+			t.Error("a chat whose last_message is a string passed")
+		}
+	})
+}

@@ -68,7 +68,8 @@ func mediaFiles(tb testing.TB) []mediaFile {
 		{kind: "image", mime: "image/png", filename: "photo.png", data: pngBytes(tb)},
 		{kind: "video", mime: "video/mp4", filename: "clip.mp4",
 			data: append([]byte("\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2\x00\x00\x00\x08free"), randomBytes(300)...)},
-		{kind: "audio", mime: "audio/mpeg", filename: "song.mp3", data: append([]byte("ID3\x03\x00\x00\x00\x00\x00\x00"), randomBytes(300)...)},
+		// An ID3v2 tag of 10 bytes: the sniffer checks the header, size included.
+		{kind: "audio", mime: "audio/mpeg", filename: "song.mp3", data: append([]byte("ID3\x03\x00\x00\x00\x00\x00\x0a"), randomBytes(300)...)},
 		{kind: "voice", mime: "audio/ogg; codecs=opus", filename: "note.ogg", data: oggOpus()},
 		{kind: "document", mime: "application/pdf", filename: "report 2026.pdf", data: append([]byte("%PDF-1.7\n"), randomBytes(300)...)},
 		{kind: "sticker", mime: "image/webp", askKind: true, filename: "sticker.webp",

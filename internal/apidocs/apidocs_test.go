@@ -105,7 +105,11 @@ func TestRenderEscapes(t *testing.T) {
 info:
   title: "T <script>alert(1)</script>"
   version: "1"
-  description: "Hi <b>x</b> [bad](javascript:alert(1)) [ok](https://example.com/x)"
+  description: |
+    Hi <b>x</b> [bad](javascript:alert(1)) [ok](https://example.com/x)
+    ![pixel](https://example.com/p.png) <javascript:alert(2)> [far](//example.com/y)
+
+    ## Part
 paths:
   /a:
     get:
@@ -119,13 +123,20 @@ paths:
 		t.Fatal(err)
 	}
 	s := string(page)
-	for _, bad := range []string{"<script>alert", "<b>x</b>", "javascript:", "<img src=x>"} {
+	for _, bad := range []string{"<script>alert", "<b>x</b>", "javascript:alert(1)", `href="javascript`, "<img", "//example.com/y"} {
 		if strings.Contains(s, bad) {
 			t.Errorf("page contains %q unescaped", bad)
 		}
 	}
 	if !strings.Contains(s, `<a href="https://example.com/x">ok</a>`) {
 		t.Error("a safe link was not rendered")
+	}
+	// Headings sit below the page's own <h2> sections; an image is its alt
+	// text, since the page loads nothing.
+	for _, want := range []string{"<h3>Part</h3>", "pixel", "far"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("page lacks %q", want)
+		}
 	}
 }
 

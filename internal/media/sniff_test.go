@@ -124,17 +124,24 @@ func TestSniff(t *testing.T) {
 		{"MP4ByCompatibleBrand", isoMedia("xxxx", "yyyy", "mp42"), "video/mp4"},
 		{"3GP", isoMedia("3gp4", "isom", "3gp4"), "video/3gpp"},
 		{"3G2", isoMedia("3g2a", "3g2a"), "video/3gpp2"},
-		{"M4A", isoMedia("M4A ", "M4A ", "mp42", "isom"), "audio/mp4"},
+		{"M4A", isoMedia("M4A ", "M4A ", "mp42", "isom"), "audio/mp4"}, // the library's audio/x-m4a, renamed
+		{"M4V", isoMedia("M4V ", "M4V ", "mp42", "isom"), "video/mp4"}, // the library's video/x-m4v, renamed
 		{"QuickTime", isoMedia("qt  ", "qt  "), "video/quicktime"},
 		{"HEIC", isoMedia("heic", "mif1", "heic"), "image/heic"},
 		{"AVIF", isoMedia("avif", "avif", "mif1"), "image/avif"},
-		{"WebM", []byte("\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01"), "video/webm"},
-		{"MP3WithID3", []byte("ID3\x04\x00\x00\x00\x00\x00\x00"), "audio/mpeg"},
+		// The library tells WebM from other Matroska files by the EBML
+		// DocType, so the header has one, as real files do.
+		{"WebM", []byte("\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\x82\x84webm\x42\x87\x81\x04"), "video/webm"},
+		{"MatroskaWithoutDocType", []byte("\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01"), "application/octet-stream"},
+		// The library checks the ID3v2 header (version, flags, a non-zero
+		// synchsafe size) rather than the three letters alone.
+		{"MP3WithID3", []byte("ID3\x04\x00\x00\x00\x00\x00\x0aTIT2\x00\x00\x00\x02\x00\x00\x00a"), "audio/mpeg"},
+		{"ID3WithoutTag", []byte("ID3\x04\x00\x00\x00\x00\x00\x00"), "application/octet-stream"},
 		{"MP3Frame", []byte("\xff\xfb\x90\x64\x00\x00\x00\x00"), "audio/mpeg"},
 		{"AAC", []byte("\xff\xf1\x50\x80\x02\x1f\xfc"), "audio/aac"},
 		{"AMR", []byte("#!AMR\n\x3c\x00"), "audio/amr"},
 		{"FLAC", []byte("fLaC\x00\x00\x00\x22"), "audio/flac"},
-		{"WAV", []byte("RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00"), "audio/wave"},
+		{"WAV", []byte("RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00"), "audio/wav"}, // the library's name (net/http's: audio/wave)
 		{"Zip", zipBytes(t, "hello.txt", "b.txt"), "application/zip"},
 		{"Docx", zipBytes(t, "[Content_Types].xml", "_rels/.rels", "word/document.xml"), "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
 		{"Xlsx", zipBytes(t, "[Content_Types].xml", "xl/workbook.xml"), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
@@ -143,10 +150,12 @@ func TestSniff(t *testing.T) {
 		{"ODT", mimetypeZip(t, "application/vnd.oasis.opendocument.text"), "application/vnd.oasis.opendocument.text"},
 		{"ELFExecutable", elfBytes(2), "application/x-executable"},
 		{"ELFShared", elfBytes(3), "application/x-sharedlib"},
-		{"PE", peBytes(), "application/x-msdownload"},
+		// The library's names for these two (refused by AllowedMime like
+		// application/x-msdownload and application/java-vm before).
+		{"PE", peBytes(), "application/vnd.microsoft.portable-executable"},
 		{"MachO64", append([]byte("\xcf\xfa\xed\xfe\x07\x00\x00\x01"), make([]byte, 24)...), "application/x-mach-binary"},
 		{"MachOFat", []byte("\xca\xfe\xba\xbe\x00\x00\x00\x02\x01\x00\x00\x07"), "application/x-mach-binary"},
-		{"JavaClass", []byte("\xca\xfe\xba\xbe\x00\x00\x00\x34\x00\x1d"), "application/java-vm"},
+		{"JavaClass", []byte("\xca\xfe\xba\xbe\x00\x00\x00\x34\x00\x1d"), "application/x-java-applet"},
 		{"TextStartingMZ", []byte("MZ is the country code of Mozambique, and this is plain text, long enough to pass sixty-four bytes."), "text/plain; charset=utf-8"},
 		{"Text", []byte("hello, world\n"), "text/plain; charset=utf-8"},
 		{"HTML", []byte("<!DOCTYPE html><html>"), "text/html; charset=utf-8"},
@@ -254,7 +263,7 @@ func TestKindForMime(t *testing.T) {
 		})
 	}
 	t.Run("SniffedExecutablesRefused", func(t *testing.T) {
-		for _, data := range [][]byte{elfBytes(2), elfBytes(3), peBytes(), []byte("\xcf\xfa\xed\xfe\x07\x00\x00\x01")} {
+		for _, data := range [][]byte{elfBytes(2), elfBytes(3), peBytes(), []byte("\xcf\xfa\xed\xfe\x07\x00\x00\x01"), []byte("\xca\xfe\xba\xbe\x00\x00\x00\x34\x00\x1d")} {
 			if m := media.Sniff(data); media.AllowedMime(m) {
 				t.Errorf("AllowedMime(%q) = true for an executable", m)
 			}

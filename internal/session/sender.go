@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/wabsync/wabsync"
 	"github.com/wabsync/wabsync/internal/store"
 )
@@ -21,8 +23,7 @@ type sender struct {
 	running bool
 	again   bool
 	done    chan struct{}
-	tokens  float64
-	last    time.Time
+	pace    pacer // used only by the sender goroutine
 }
 
 // wait blocks until the sender goroutine (if any) has finished.
@@ -90,37 +91,20 @@ func (r *runner) sendLoop(done chan struct{}) {
 func (r *runner) pace() bool { return r.takeTokens(1) == 1 }
 
 // takeTokens waits until at least one send token is available and takes up
-// to max of them; it returns how many it took, or 0 if the runner stopped.
+// to max of them; it returns how many it took, or 0 if the runner stopped
+// meanwhile.
 func (r *runner) takeTokens(max int) int {
-	rate, burst := r.m.opts.SendRate, float64(r.m.opts.SendBurst)
+	perSec, burst := r.m.opts.SendRate, r.m.opts.SendBurst
 	r.mu.Lock()
 	if r.cfg.SendRate > 0 {
-		rate = r.cfg.SendRate
+		perSec = r.cfg.SendRate
 	}
 	if r.cfg.SendBurst > 0 {
-		burst = float64(r.cfg.SendBurst)
+		burst = r.cfg.SendBurst
 	}
 	r.mu.Unlock()
-	for {
-		now := time.Now()
-		if r.send.last.IsZero() {
-			r.send.tokens = burst
-		} else {
-			r.send.tokens += now.Sub(r.send.last).Seconds() * rate
-			if r.send.tokens > burst {
-				r.send.tokens = burst
-			}
-		}
-		r.send.last = now
-		if r.send.tokens >= 1 {
-			n := int(r.send.tokens)
-			if n > max {
-				n = max
-			}
-			r.send.tokens -= float64(n)
-			return n
-		}
-		wait := time.Duration((1 - r.send.tokens) / rate * float64(time.Second))
+	n, wait := r.send.pace.take(time.Now(), perSec, burst, max)
+	if wait > 0 {
 		time.Sleep(wait)
 		r.mu.Lock()
 		ok := !r.stopped && r.status == wabsync.StatusConnected
@@ -129,6 +113,35 @@ func (r *runner) takeTokens(max int) int {
 			return 0
 		}
 	}
+	return n
+}
+
+// pacer is a session's send pace: a token bucket (golang.org/x/time/rate)
+// filling at perSec tokens a second up to burst, full at the start.
+type pacer struct{ lim *rate.Limiter }
+
+// take takes tokens at now, under the session's current settings (a change
+// applies from now on). With a token or more in the bucket it takes up to
+// max of them and returns how many; with none it reserves one and returns 1
+// and how long to wait before sending.
+func (p *pacer) take(now time.Time, perSec float64, burst, max int) (int, time.Duration) {
+	limit := rate.Limit(perSec)
+	switch {
+	case p.lim == nil:
+		p.lim = rate.NewLimiter(limit, burst)
+	default:
+		if p.lim.Limit() != limit {
+			p.lim.SetLimitAt(now, limit)
+		}
+		if p.lim.Burst() != burst {
+			p.lim.SetBurstAt(now, burst)
+		}
+	}
+	if n := min(max, int(p.lim.TokensAt(now))); n >= 1 {
+		p.lim.AllowN(now, n)
+		return n, 0
+	}
+	return 1, p.lim.ReserveN(now, 1).DelayFrom(now)
 }
 
 // permanent reports whether a send error means the message cannot go.
