@@ -199,7 +199,7 @@ func TestLargeJSONUploadsBounded(t *testing.T) {
 	for range extra {
 		select {
 		case a := <-answers:
-			if a.status != 503 || a.retryAfter == "" {
+			if a.status != 503 || a.retryAfter != "1" {
 				t.Fatalf("an upload past the bound got %d (Retry-After %q), want 503 with Retry-After", a.status, a.retryAfter)
 			}
 		case <-ctx.Done():

@@ -175,7 +175,7 @@ func textProblem(s string) string {
 }
 
 // checkStrings adds an error for every string in v (a decoded field, with
-// its slices, maps and interfaces) that textProblem refuses.
+// its slices, structs, maps and interfaces) that textProblem refuses.
 func checkStrings(v reflect.Value, path string, errs wabsync.ValidationErrors) {
 	switch v.Kind() {
 	case reflect.String:
@@ -192,6 +192,22 @@ func checkStrings(v reflect.Value, path string, errs wabsync.ValidationErrors) {
 		}
 		for i := 0; i < v.Len(); i++ {
 			checkStrings(v.Index(i), path+"["+strconv.Itoa(i)+"]", errs)
+		}
+	case reflect.Struct: // e.g. contacts[i] of a contact message
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			checkStrings(v.Field(i), path+"."+name, errs)
 		}
 	case reflect.Map:
 		iter := v.MapRange()

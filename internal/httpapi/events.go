@@ -48,6 +48,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	// notification was lost).
 	tok, _ := bearerToken(r)
 	revoked := func() bool { return !s.streamAllowed(r.Context(), tok, id) }
+	// A rotation between this request's authentication (maybe from the token
+	// cache) and open above poked no stream of it: ask once now.
+	if revoked() {
+		return errorf(wabsync.EUnauthorized, "The token is missing, malformed, unknown or revoked.")
+	}
 	var last int64
 	resume := r.Header.Get("Last-Event-ID")
 	if resume == "" {

@@ -112,7 +112,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wabsync"`)
 	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
+		if w.Header().Get("Retry-After") == "" { // a handler may know better
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
+		}
 	}
 	details := e.Details
 	if details == nil {

@@ -14,11 +14,16 @@ func TestDecodeStrictText(t *testing.T) {
 	type inner struct {
 		Tags []string `json:"tags"`
 	}
+	type contact struct {
+		Name   string   `json:"name"`
+		Phones []string `json:"phones"`
+	}
 	type request struct {
-		Name  string         `json:"name"`
-		Meta  map[string]any `json:"meta"`
-		Inner *inner         `json:"inner"`
-		Data  []byte         `json:"data"`
+		Name     string         `json:"name"`
+		Meta     map[string]any `json:"meta"`
+		Inner    *inner         `json:"inner"`
+		Data     []byte         `json:"data"`
+		Contacts []contact      `json:"contacts"`
 	}
 	for _, tc := range []struct {
 		name, body, code, field string
@@ -29,6 +34,7 @@ func TestDecodeStrictText(t *testing.T) {
 		{"NULInMap", `{"meta":{"k":{"n":"\u0000"}}}`, wabsync.EValidation, "meta.k.n"},
 		{"NULMapKey", `{"meta":{"\u0000":1}}`, wabsync.EValidation, "meta"},
 		{"NULNested", `{"inner":{"tags":["ok","\u0000"]}}`, wabsync.EValidation, "inner.tags[1]"},
+		{"NULInStructOfSlice", `{"contacts":[{"name":"ok","phones":["1"]},{"name":"a\u0000"}]}`, wabsync.EValidation, "contacts[1].name"},
 		{"EscapedBackslashIsNoNUL", `{"name":"\\u0000"}`, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

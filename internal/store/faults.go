@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -73,9 +74,13 @@ func faultKind(err error) string {
 	if errors.As(err, &se) {
 		return sqliteFault(se.Code())
 	}
-	var ne net.Error
+	// net.OpError, not net.Error: syscall.Errno satisfies net.Error, and a
+	// file error (a media file that cannot be opened) is no storage fault.
+	var oe *net.OpError
 	switch {
-	case errors.As(err, &ne):
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return "disk full"
+	case errors.As(err, &oe):
 		return "network"
 	case errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):

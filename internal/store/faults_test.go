@@ -3,8 +3,13 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,4 +105,30 @@ func currentDatabase(tb testing.TB, db *store.DB) string {
 		tb.Fatal(err)
 	}
 	return name
+}
+
+// TestClassifyFileErrors: an error of the file system is no storage fault
+// (a 500, logged with its text), unless it says the disk is full; a refused
+// network connection is one.
+func TestClassifyFileErrors(t *testing.T) {
+	_, openErr := os.Open(filepath.Join(t.TempDir(), "missing"))
+	cases := []struct {
+		name  string
+		err   error
+		fault bool
+	}{
+		{"FileNotFound", fmt.Errorf("media: %w", openErr), false},
+		{"Permission", fmt.Errorf("media: %w", &os.PathError{Op: "open", Path: "x", Err: syscall.EACCES}), false},
+		{"TooManyFiles", fmt.Errorf("media: %w", &os.PathError{Op: "open", Path: "x", Err: syscall.EMFILE}), false},
+		{"DiskFull", fmt.Errorf("media: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), true},
+		{"Network", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var f *store.Fault
+			if got := errors.As(store.Classify(c.err), &f); got != c.fault {
+				t.Fatalf("Classify(%v) is a fault: %v, want %v", c.err, got, c.fault)
+			}
+		})
+	}
 }
