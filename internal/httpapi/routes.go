@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -213,12 +214,22 @@ func (s *Server) ForgetSessionTokens(sessionID string) {
 	s.streams.poke(sessionID)
 }
 
+// clientIP is the client's address as the per-address limits count it: an
+// IPv6 client by its /64, the block one subscriber usually holds whole (one
+// per address would let it escape the limits with a new address each time).
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if addr = addr.Unmap(); addr.Is6() {
+		return netip.PrefixFrom(addr.WithZone(""), 64).Masked().String()
+	}
+	return addr.String()
 }
 
 // statusWriter records the status code for metrics and error handling.
