@@ -61,7 +61,10 @@ func (s *Server) lockedMessage(r *http.Request) (*wabsync.Message, func(), error
 	if err != nil {
 		return nil, nil, err
 	}
-	unlock := s.msgChanges.Lock(m.ID)
+	unlock, err := s.msgChanges.Lock(r.Context(), m.ID)
+	if err != nil {
+		return nil, nil, err
+	}
 	m, err = s.db.GetMessage(r.Context(), m.SessionID, m.ID)
 	if err != nil {
 		unlock()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wabsync/wabsync"
 	"github.com/wabsync/wabsync/internal/eventbus"
+	"github.com/wabsync/wabsync/internal/keylock"
 	"github.com/wabsync/wabsync/internal/ratelimit"
 	"github.com/wabsync/wabsync/internal/store"
 )
@@ -75,7 +76,7 @@ type Server struct {
 
 	// msgChanges serialises the edits and revokes of one message (see
 	// lockedMessage).
-	msgChanges keyedMutex
+	msgChanges keylock.Locks
 }
 
 // Deps are the services the handlers call.

@@ -8,41 +8,13 @@ import (
 	"github.com/wabsync/wabsync/internal/store"
 )
 
-// actionLock is the lock of one session's control actions on this node,
-// with the number of callers holding or waiting for it.
-type actionLock struct {
-	ch   chan struct{} // a token: held while it is in the channel
-	refs int
-}
-
 // lockActions serialises the control actions of session id on this node
 // (connect, disconnect, logout, restart, delete): each reads and replaces
 // the session's runner and lease, and two interleaved fenced each other's
 // writes out (a 500 to one of the callers). It returns the unlock, or ctx's
 // error when ctx ends while waiting.
 func (m *Manager) lockActions(ctx context.Context, id string) (func(), error) {
-	m.mu.Lock()
-	l := m.actions[id]
-	if l == nil {
-		l = &actionLock{ch: make(chan struct{}, 1)}
-		m.actions[id] = l
-	}
-	l.refs++
-	m.mu.Unlock()
-	release := func() {
-		m.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(m.actions, id)
-		}
-		m.mu.Unlock()
-	}
-	select {
-	case l.ch <- struct{}{}:
-		return func() { <-l.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
-	}
+	return m.actions.Lock(ctx, id)
 }
 
 // errRaced is what an action answers when the session's lease changed

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wabsync/wabsync"
+	"github.com/wabsync/wabsync/internal/keylock"
 	"github.com/wabsync/wabsync/internal/store"
 )
 
@@ -63,8 +64,8 @@ type Manager struct {
 
 	mu      sync.Mutex
 	runners map[string]*runner
-	actions map[string]*actionLock // control actions in progress, per session
-	gates   sync.Map               // session id → *outboxGate (see CancelQueued)
+	actions keylock.Locks // control actions, one at a time per session (lockActions)
+	gates   sync.Map      // session id → *outboxGate (see CancelQueued)
 	closed  bool
 	wg      sync.WaitGroup // sender goroutines and background starts
 
@@ -105,7 +106,7 @@ func NewManager(o Options) *Manager {
 	if o.Capacity <= 0 {
 		o.Capacity = 10000
 	}
-	return &Manager{opts: o, db: o.DB, logger: o.Logger, runners: map[string]*runner{}, actions: map[string]*actionLock{}, kick: make(chan struct{}, 1)}
+	return &Manager{opts: o, db: o.DB, logger: o.Logger, runners: map[string]*runner{}, kick: make(chan struct{}, 1)}
 }
 
 // CreateInput is what a new session is made from.
