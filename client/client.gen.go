@@ -2697,7 +2697,8 @@ type ClientInterface interface {
 	// - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
 	//   the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
 	//   than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
-	//   `UNAVAILABLE` with `Retry-After`;
+	//   `UNAVAILABLE` with `Retry-After`, and at most 4 per token, past that 429 `RATE_LIMITED` with
+	//   `Retry-After`;
 	// - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 	//   streamed to storage without being held in memory.
 	//
@@ -2724,7 +2725,8 @@ type ClientInterface interface {
 	// - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
 	//   the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
 	//   than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
-	//   `UNAVAILABLE` with `Retry-After`;
+	//   `UNAVAILABLE` with `Retry-After`, and at most 4 per token, past that 429 `RATE_LIMITED` with
+	//   `Retry-After`;
 	// - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 	//   streamed to storage without being held in memory.
 	//
@@ -3779,7 +3781,8 @@ func (c *RawClient) SendContact(ctx context.Context, session SessionPath, params
 //   - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
 //     the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
 //     than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
-//     `UNAVAILABLE` with `Retry-After`;
+//     `UNAVAILABLE` with `Retry-After`, and at most 4 per token, past that 429 `RATE_LIMITED` with
+//     `Retry-After`;
 //   - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 //     streamed to storage without being held in memory.
 //
@@ -3816,7 +3819,8 @@ func (c *RawClient) SendFileWithBody(ctx context.Context, session SessionPath, p
 //   - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
 //     the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
 //     than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
-//     `UNAVAILABLE` with `Retry-After`;
+//     `UNAVAILABLE` with `Retry-After`, and at most 4 per token, past that 429 `RATE_LIMITED` with
+//     `Retry-After`;
 //   - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 //     streamed to storage without being held in memory.
 //
@@ -8199,7 +8203,8 @@ type ClientWithResponsesInterface interface {
 	// - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
 	//   the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
 	//   than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
-	//   `UNAVAILABLE` with `Retry-After`;
+	//   `UNAVAILABLE` with `Retry-After`, and at most 4 per token, past that 429 `RATE_LIMITED` with
+	//   `Retry-After`;
 	// - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 	//   streamed to storage without being held in memory.
 	//
@@ -8226,7 +8231,8 @@ type ClientWithResponsesInterface interface {
 	// - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
 	//   the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
 	//   than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
-	//   `UNAVAILABLE` with `Retry-After`;
+	//   `UNAVAILABLE` with `Retry-After`, and at most 4 per token, past that 429 `RATE_LIMITED` with
+	//   `Retry-After`;
 	// - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 	//   streamed to storage without being held in memory.
 	//
@@ -11956,7 +11962,8 @@ func (c *ClientWithResponses) SendContactWithResponse(ctx context.Context, sessi
 //   - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
 //     the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
 //     than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
-//     `UNAVAILABLE` with `Retry-After`;
+//     `UNAVAILABLE` with `Retry-After`, and at most 4 per token, past that 429 `RATE_LIMITED` with
+//     `Retry-After`;
 //   - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 //     streamed to storage without being held in memory.
 //
@@ -11989,7 +11996,8 @@ func (c *ClientWithResponses) SendFileWithBodyWithResponse(ctx context.Context, 
 //   - JSON with `base64`: the bytes inline (the 1 MiB JSON limit does not apply to it, the file limit does;
 //     the other fields together stay within 1 MiB), decoded as it arrives; at most 16 JSON requests larger
 //     than 1 MiB (or of unstated length) are read at once per node, past that the answer is 503
-//     `UNAVAILABLE` with `Retry-After`;
+//     `UNAVAILABLE` with `Retry-After`, and at most 4 per token, past that 429 `RATE_LIMITED` with
+//     `Retry-After`;
 //   - `multipart/form-data` with a `file` part and the other fields as form fields: best for large files,
 //     streamed to storage without being held in memory.
 //

@@ -159,13 +159,16 @@ func wrapLines(s string, n int) string {
 	return b.String()
 }
 
-// Large JSON uploads read at once are bounded: past the bound the server
-// answers 503 with Retry-After, and takes uploads again once they end.
+// Large JSON uploads read at once are bounded, per node and per token:
+// past the node's bound the server answers 503, past a token's 429, both
+// with Retry-After, and it takes uploads again once they end.
 func TestLargeJSONUploadsBounded(t *testing.T) {
 	ts := mustRunMain(t)
-	a := ts.linkedPeer("a", client.SessionConfig{})
+	var tokens []string
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		tokens = append(tokens, ts.linkedPeer(name, client.SessionConfig{}).Token)
+	}
 	const to = "+14155550123"
-	const bound, extra = 16, 4
 	pdf := base64.StdEncoding.EncodeToString(append([]byte("%PDF-1.7\n"), randomBytes(30000)...))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -175,16 +178,16 @@ func TestLargeJSONUploadsBounded(t *testing.T) {
 		status     int
 		retryAfter string
 	}
-	answers := make(chan answer, bound+extra)
+	answers := make(chan answer, 32)
 	var writers []*io.PipeWriter
-	for range bound + extra {
+	start := func(token string) {
 		pr, pw := io.Pipe()
 		writers = append(writers, pw)
 		context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
 		go func() {
 			req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL()+"/api/v1/sessions/me/messages/file", pr)
 			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+a.Token)
+			req.Header.Set("Authorization", "Bearer "+token)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				answers <- answer{}
@@ -195,26 +198,40 @@ func TestLargeJSONUploadsBounded(t *testing.T) {
 		}()
 		go func() { _, _ = io.WriteString(pw, fmt.Sprintf(`{"to": %q, "base64": "%s`, to, pdf[:20000])) }()
 	}
-	// The ones past the bound are answered at once.
-	for range extra {
+	refused := func(status int, what string) {
+		t.Helper()
 		select {
 		case a := <-answers:
-			if a.status != 503 || a.retryAfter != "1" {
-				t.Fatalf("an upload past the bound got %d (Retry-After %q), want 503 with Retry-After", a.status, a.retryAfter)
+			if a.status != status || a.retryAfter != "1" {
+				t.Fatalf("%s got %d (Retry-After %q), want %d with Retry-After 1", what, a.status, a.retryAfter, status)
 			}
 		case <-ctx.Done():
-			t.Fatal("no upload was refused past the bound")
+			t.Fatalf("%s was not refused", what)
 		}
+	}
+	// A fifth upload of one token is refused at once, with 429.
+	for range 5 {
+		start(tokens[0])
+	}
+	refused(429, "a token's fifth upload")
+	// Four tokens more fill the node's 16 slots; the rest is refused, 503.
+	for _, tok := range tokens[1:] {
+		for range 4 {
+			start(tok)
+		}
+	}
+	for range 4 {
+		refused(503, "an upload past the node's bound")
 	}
 	for _, pw := range writers {
 		go func() { _, _ = io.WriteString(pw, pdf[20000:]+`"}`); pw.Close() }()
 	}
-	for range bound {
+	for range 16 {
 		if a := <-answers; a.status != 201 {
 			t.Errorf("an upload within the bound ended with %d, want 201", a.status)
 		}
 	}
-	if r := rawDo(t, ctx, ts, a.Token, io.MultiReader(strings.NewReader(fmt.Sprintf(`{"to": %q, "base64": %q}`, to, pdf)))); r.StatusCode != 201 {
+	if r := rawDo(t, ctx, ts, tokens[0], io.MultiReader(strings.NewReader(fmt.Sprintf(`{"to": %q, "base64": %q}`, to, pdf)))); r.StatusCode != 201 {
 		t.Fatalf("after the uploads ended: %d, want 201", r.StatusCode)
 	}
 }

@@ -132,6 +132,10 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, up *upload) (a
 // Retry-After. Each holds a few buffers, never the file (see readJSONFile).
 const maxJSONUploads = 16
 
+// maxJSONUploadsPerToken is how many of those one token may have at once
+// (429 past it), so that one caller's slow uploads cannot hold them all.
+const maxJSONUploadsPerToken = 4
+
 // readJSONFile reads a JSON request: its fields, and its file, as a URL
 // (fetched later, by storeJSONFile) or as base64, decoded as it streams in
 // and stored once the fields before it have passed checkBeforeFile (fields
@@ -182,10 +186,32 @@ func (s *Server) jsonUploadSlot(w http.ResponseWriter, r *http.Request) (release
 	if r.ContentLength >= 0 && r.ContentLength <= s.cfg.MaxJSON {
 		return func() {}, nil
 	}
+	var tokenID string
+	if p := wabsync.PrincipalFromContext(r.Context()); p != nil {
+		tokenID = p.TokenID
+	}
+	s.jsonUploadsMu.Lock()
+	mine := s.jsonUploadsBy[tokenID]
+	if mine < maxJSONUploadsPerToken {
+		s.jsonUploadsBy[tokenID] = mine + 1
+	}
+	s.jsonUploadsMu.Unlock()
+	if mine >= maxJSONUploadsPerToken {
+		w.Header().Set("Retry-After", "1")
+		return nil, errorf(wabsync.ERateLimited, "This token has %d large JSON uploads running; retry after the time in Retry-After, or send the file as multipart/form-data.", mine)
+	}
+	unmine := func() {
+		s.jsonUploadsMu.Lock()
+		if s.jsonUploadsBy[tokenID]--; s.jsonUploadsBy[tokenID] == 0 {
+			delete(s.jsonUploadsBy, tokenID)
+		}
+		s.jsonUploadsMu.Unlock()
+	}
 	select {
 	case s.jsonUploads <- struct{}{}:
-		return func() { <-s.jsonUploads }, nil
+		return func() { <-s.jsonUploads; unmine() }, nil
 	default:
+		unmine()
 		w.Header().Set("Retry-After", "1")
 		return nil, errorf(wabsync.EUnavailable, "Too many large JSON uploads at once; retry after the time in Retry-After, or send the file as multipart/form-data.")
 	}

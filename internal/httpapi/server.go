@@ -62,6 +62,9 @@ type Server struct {
 	media   MediaDeps
 	// jsonUploads holds a slot per large JSON file upload being read.
 	jsonUploads chan struct{}
+	// jsonUploadsBy counts them per token (maxJSONUploadsPerToken).
+	jsonUploadsMu sync.Mutex
+	jsonUploadsBy map[string]int
 
 	nodeID         string
 	proxyTransport http.RoundTripper
@@ -114,7 +117,7 @@ func New(cfg Config, db *store.DB, limiter *ratelimit.Limiter, deps Deps, logger
 	}
 	s := &Server{cfg: cfg, db: db, limiter: limiter, logger: logger, deps: deps, mux: http.NewServeMux(), streamsClosed: make(chan struct{}),
 		streams: newStreams(cfg.MaxStreams, cfg.MaxStreamsPerToken), authGate: newAuthGate(deps.AuthFailures),
-		jsonUploads: make(chan struct{}, maxJSONUploads)}
+		jsonUploads: make(chan struct{}, maxJSONUploads), jsonUploadsBy: map[string]int{}}
 	s.metrics = newMetrics(db)
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
