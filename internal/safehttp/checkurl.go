@@ -90,19 +90,27 @@ func parseURL(raw string) (*url.URL, error) {
 	if u.Opaque != "" || u.Hostname() == "" {
 		return nil, invalid("must have a host")
 	}
+	if err := checkPortAndZone(u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// checkPortAndZone refuses an invalid port and an IPv6 zone, which names
+// an interface of this machine.
+func checkPortAndZone(u *url.URL) error {
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			return nil, invalid("has an invalid port")
+			return invalid("has an invalid port")
 		}
 	} else if strings.HasSuffix(u.Host, ":") {
-		return nil, invalid("has an invalid port")
+		return invalid("has an invalid port")
 	}
 	if strings.Contains(u.Hostname(), "%") {
-		// An IPv6 zone names an interface of this machine.
-		return nil, invalid("must not contain an IPv6 zone")
+		return invalid("must not contain an IPv6 zone")
 	}
-	return u, nil
+	return nil
 }
 
 func invalid(msg string) *wabsync.Error {

@@ -58,16 +58,8 @@ func parseProxyURL(raw string) (*url.URL, error) {
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 		return nil, invalid("must be only a scheme, a host and a port")
 	}
-	if p := u.Port(); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return nil, invalid("has an invalid port")
-		}
-	} else if strings.HasSuffix(u.Host, ":") {
-		return nil, invalid("has an invalid port")
-	}
-	if strings.Contains(u.Hostname(), "%") {
-		return nil, invalid("must not contain an IPv6 zone")
+	if err := checkPortAndZone(u); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
